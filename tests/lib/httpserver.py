@@ -71,7 +71,7 @@ serve(request, body, *, content_type="application/octet-stream", ranges=True, et
     header ("bytes=A-B", "A-", "-N", several ranges as multipart/byteranges) 206 with Content-Range,
     or 416 with "Content-Range: bytes */SIZE" when unsatisfiable. If-Range (ETag) is honoured.
     ignore_range=True answers 200 with the whole body as a server without range support would;
-    range_start_offset=K shifts the announced Content-Range start by K (a misbehaving server).
+    range_start_offset=K announces a Content-Range start K bytes off (a misbehaving server).
 
 redirect(location, status=302) -> Response
 
@@ -342,7 +342,7 @@ def serve(request: Request, body: Union[bytes, str, os.PathLike], *,
                 return Response(416, b"", {**hdrs, "Content-Range": f"bytes */{size}"}, **response_options)
             if parsed and len(parsed) == 1:
                 first, last = parsed[0]
-                hdrs["Content-Range"] = f"bytes {first + range_start_offset}-{last + range_start_offset}/{size}"
+                hdrs["Content-Range"] = f"bytes {first + range_start_offset}-{last}/{size}"
                 return Response(206, _slice(body, first, last), hdrs, **response_options)
             if parsed:
                 boundary = "switchyard-" + hashlib.sha256(os.urandom(16)).hexdigest()[:24]
