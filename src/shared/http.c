@@ -11,9 +11,9 @@
 #include "log.h"
 
 #define CONNECT_TIMEOUT_SEC_DEFAULT 30U
-#define LOW_SPEED_BYTES_DEFAULT 10U
-#define LOW_SPEED_SECONDS_DEFAULT 90U
-#define MAX_REDIRECTS_DEFAULT 10U
+#define LOW_SPEED_BYTES_DEFAULT     10U
+#define LOW_SPEED_SECONDS_DEFAULT   90U
+#define MAX_REDIRECTS_DEFAULT       10U
 /* Bodies of non-2xx responses are only read so the connection stays usable; past this we hang up. */
 #define DROPPED_BODY_MAX (64U * 1024U)
 
@@ -41,8 +41,9 @@ typedef struct Transfer {
         bool body_started;
         uint64_t dropped;
 
-        int error;              /* our own failure; wins over curl's result code */
-        bool dropped_body_cut;  /* we hung up on purpose on an error body */
+        bool head;             /* HEAD: a Content-Length announces no body */
+        int error;             /* our own failure; wins over curl's result code */
+        bool dropped_body_cut; /* we hung up on purpose on an error body */
         bool finished;
 } Transfer;
 
@@ -162,7 +163,8 @@ static int parse_digits(const char **p, uint64_t *ret) {
         return 0;
 }
 
-int http_parse_content_range(const char *value, uint64_t *ret_first, uint64_t *ret_last, uint64_t *ret_total) {
+int http_parse_content_range(const char *value, uint64_t *ret_first, uint64_t *ret_last,
+                             uint64_t *ret_total) {
         uint64_t first, last, total = UINT64_MAX;
         const char *p;
 
@@ -244,7 +246,8 @@ static int transfer_check_start(Transfer *t) {
                                              "- and answered with status %ld",
                                              req->resume_from, t->status);
                 if (t->bad_content_range || !t->have_content_range)
-                        return transfer_fail(t, -ERANGE, "Partial response (206) without a valid Content-Range");
+                        return transfer_fail(t, -ERANGE,
+                                             "Partial response (206) without a valid Content-Range");
                 if (t->range_first != req->resume_from)
                         return transfer_fail(t, -ERANGE,
                                              "Server sent a range starting at byte %" PRIu64
@@ -253,10 +256,12 @@ static int transfer_check_start(Transfer *t) {
                 t->response->resumed = req->resume_from > 0;
         }
 
-        if (req->max_body_size > 0 && curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
-            cl >= 0 && (uint64_t) cl > req->max_body_size)
+        if (!t->head && req->max_body_size > 0 &&
+            curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl >= 0 &&
+            (uint64_t) cl > req->max_body_size)
                 return transfer_fail(t, -EFBIG,
-                                     "Response body of %" PRIu64 " bytes exceeds the limit of %" PRIu64 " bytes",
+                                     "Response body of %" PRIu64 " bytes exceeds the limit of %" PRIu64
+                                     " bytes",
                                      (uint64_t) cl, req->max_body_size);
         return 0;
 }
@@ -268,7 +273,8 @@ static size_t header_cb(char *buffer, size_t size, size_t nitems, void *userdata
         const char *v;
         size_t l;
 
-        if (n < 5 || (strncmp(buffer, "HTTP/", 5) != 0 && (n < 14 || strncasecmp(buffer, "content-range:", 14) != 0)))
+        if (n < 5 ||
+            (strncmp(buffer, "HTTP/", 5) != 0 && (n < 14 || strncasecmp(buffer, "content-range:", 14) != 0)))
                 return n;
 
         line = strndup(buffer, n);
@@ -277,7 +283,8 @@ static size_t header_cb(char *buffer, size_t size, size_t nitems, void *userdata
                 return 0;
         }
         l = strlen(line);
-        while (l > 0 && (line[l - 1] == '\r' || line[l - 1] == '\n' || line[l - 1] == ' ' || line[l - 1] == '\t'))
+        while (l > 0 &&
+               (line[l - 1] == '\r' || line[l - 1] == '\n' || line[l - 1] == ' ' || line[l - 1] == '\t'))
                 line[--l] = '\0';
 
         if (startswith(line, "HTTP/")) {
@@ -294,7 +301,7 @@ static size_t header_cb(char *buffer, size_t size, size_t nitems, void *userdata
         }
 
         v = line + 14;
-        if (http_parse_content_range(v, &t->range_first, &(uint64_t) { 0 }, &t->range_total) < 0)
+        if (http_parse_content_range(v, &t->range_first, &(uint64_t){0}, &t->range_total) < 0)
                 t->bad_content_range = true;
         else
                 t->have_content_range = true;
@@ -325,7 +332,8 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
                 return n;
         }
 
-        if (t->req->max_body_size > 0 && (resp->received + n > t->req->max_body_size || resp->received + n < n)) {
+        if (t->req->max_body_size > 0 &&
+            (resp->received + n > t->req->max_body_size || resp->received + n < n)) {
                 (void) transfer_fail(t, -EFBIG, "Response body exceeds the limit of %" PRIu64 " bytes",
                                      t->req->max_body_size);
                 return WRITE_ABORT;
@@ -334,8 +342,8 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
         if (t->handler && n > 0) {
                 r = t->handler(ptr, n, t->userdata);
                 if (r < 0) {
-                        (void) transfer_fail(t, r, "Body handler failed after %" PRIu64 " bytes: %s", resp->received,
-                                             strerror(-r));
+                        (void) transfer_fail(t, r, "Body handler failed after %" PRIu64 " bytes: %s",
+                                             resp->received, strerror(-r));
                         return WRITE_ABORT;
                 }
         }
@@ -394,12 +402,12 @@ static void transfer_done(Transfer *t) {
         t->headers = NULL;
 }
 
-#define SETOPT(t, opt, value)                                                                                \
-        ({                                                                                                   \
-                CURLcode _c_ = curl_easy_setopt((t)->easy, (opt), (value));                                  \
-                _c_ == CURLE_OK ? 0                                                                          \
-                                : transfer_fail((t), http_errno_from_curl(_c_, 0), "Failed to set %s: %s", #opt, \
-                                                curl_easy_strerror(_c_));                                    \
+#define SETOPT(t, opt, value)                                                                               \
+        ({                                                                                                  \
+                CURLcode _c_ = curl_easy_setopt((t)->easy, (opt), (value));                                 \
+                _c_ == CURLE_OK ? 0                                                                         \
+                                : transfer_fail((t), http_errno_from_curl(_c_, 0), "Failed to set %s: %s",  \
+                                                #opt, curl_easy_strerror(_c_));                             \
         })
 
 static int transfer_setup(Transfer *t, const HttpRequest *req, HttpBodyHandler handler, void *userdata,
@@ -408,13 +416,13 @@ static int transfer_setup(Transfer *t, const HttpRequest *req, HttpBodyHandler h
         const char *method;
         int r;
 
-        *t = (Transfer) {
+        *t = (Transfer){
                 .req = req,
                 .handler = handler,
                 .userdata = userdata,
                 .response = resp,
         };
-        *resp = (HttpResponse) {
+        *resp = (HttpResponse){
                 .content_length = UINT64_MAX,
                 .total_size = UINT64_MAX,
         };
@@ -423,15 +431,16 @@ static int transfer_setup(Transfer *t, const HttpRequest *req, HttpBodyHandler h
                 return transfer_fail(t, -EINVAL, "No URL given");
         is_https = strncasecmp(req->url, "https://", 8) == 0;
         if (!is_https && strncasecmp(req->url, "http://", 7) != 0)
-                return transfer_fail(t, -EPROTONOSUPPORT, "Unsupported URL scheme (only http:// and https://): %s",
-                                     req->url);
+                return transfer_fail(t, -EPROTONOSUPPORT,
+                                     "Unsupported URL scheme (only http:// and https://): %s", req->url);
         if (req->https_only && !is_https)
-                return transfer_fail(t, -EPROTONOSUPPORT, "Refusing plain http:// URL, https:// is required: %s",
-                                     req->url);
+                return transfer_fail(t, -EPROTONOSUPPORT,
+                                     "Refusing plain http:// URL, https:// is required: %s", req->url);
 
         creds = req->username || req->password;
         if (creds && !is_https && !req->allow_insecure_auth)
-                return transfer_fail(t, -EPERM, "Refusing to send credentials over plain http://: %s", req->url);
+                return transfer_fail(t, -EPERM, "Refusing to send credentials over plain http://: %s",
+                                     req->url);
         /* Credentials, once given, must not follow a redirect to plain HTTP either. */
         secure_only = req->https_only || (creds && !req->allow_insecure_auth);
 
@@ -450,7 +459,8 @@ static int transfer_setup(Transfer *t, const HttpRequest *req, HttpBodyHandler h
                         return transfer_fail(t, -EINVAL, "Invalid request header name \"%s\"",
                                              req->headers[i].name ?: "");
                 if (req->headers[i].value && !header_value_ok(req->headers[i].value))
-                        return transfer_fail(t, -EINVAL, "Invalid value of request header %s (contains a line break)",
+                        return transfer_fail(t, -EINVAL,
+                                             "Invalid value of request header %s (contains a line break)",
                                              req->headers[i].name);
         }
         if (req->ca_file && access(req->ca_file, R_OK) < 0)
@@ -464,28 +474,35 @@ static int transfer_setup(Transfer *t, const HttpRequest *req, HttpBodyHandler h
         if (!t->easy)
                 return transfer_fail(t, -ENOMEM, "Failed to create a curl handle");
 
-        if ((r = SETOPT(t, CURLOPT_ERRORBUFFER, t->errbuf)) < 0 || (r = SETOPT(t, CURLOPT_URL, req->url)) < 0 ||
-            (r = SETOPT(t, CURLOPT_NOSIGNAL, 1L)) < 0 || (r = SETOPT(t, CURLOPT_PRIVATE, (void *) t)) < 0 ||
+        if ((r = SETOPT(t, CURLOPT_ERRORBUFFER, t->errbuf)) < 0 ||
+            (r = SETOPT(t, CURLOPT_URL, req->url)) < 0 || (r = SETOPT(t, CURLOPT_NOSIGNAL, 1L)) < 0 ||
+            (r = SETOPT(t, CURLOPT_PRIVATE, (void *) t)) < 0 ||
             (r = SETOPT(t, CURLOPT_PROTOCOLS_STR, secure_only ? "https" : "http,https")) < 0 ||
             (r = SETOPT(t, CURLOPT_REDIR_PROTOCOLS_STR, secure_only ? "https" : "http,https")) < 0 ||
             (r = SETOPT(t, CURLOPT_FOLLOWLOCATION, 1L)) < 0 ||
             (r = SETOPT(t, CURLOPT_MAXREDIRS, (long) (req->max_redirects ?: MAX_REDIRECTS_DEFAULT))) < 0 ||
-            (r = SETOPT(t, CURLOPT_SSL_VERIFYPEER, 1L)) < 0 || (r = SETOPT(t, CURLOPT_SSL_VERIFYHOST, 2L)) < 0 ||
+            (r = SETOPT(t, CURLOPT_SSL_VERIFYPEER, 1L)) < 0 ||
+            (r = SETOPT(t, CURLOPT_SSL_VERIFYHOST, 2L)) < 0 ||
             (r = SETOPT(t, CURLOPT_PROXY_SSL_VERIFYPEER, 1L)) < 0 ||
             (r = SETOPT(t, CURLOPT_PROXY_SSL_VERIFYHOST, 2L)) < 0 ||
             (r = SETOPT(t, CURLOPT_CONNECTTIMEOUT,
                         (long) (req->connect_timeout_sec ?: CONNECT_TIMEOUT_SEC_DEFAULT))) < 0 ||
-            (r = SETOPT(t, CURLOPT_LOW_SPEED_LIMIT, (long) (req->low_speed_bytes ?: LOW_SPEED_BYTES_DEFAULT))) < 0 ||
-            (r = SETOPT(t, CURLOPT_LOW_SPEED_TIME, (long) (req->low_speed_seconds ?: LOW_SPEED_SECONDS_DEFAULT))) < 0 ||
+            (r = SETOPT(t, CURLOPT_LOW_SPEED_LIMIT,
+                        (long) (req->low_speed_bytes ?: LOW_SPEED_BYTES_DEFAULT))) < 0 ||
+            (r = SETOPT(t, CURLOPT_LOW_SPEED_TIME,
+                        (long) (req->low_speed_seconds ?: LOW_SPEED_SECONDS_DEFAULT))) < 0 ||
             (r = SETOPT(t, CURLOPT_TIMEOUT, (long) req->total_timeout_sec)) < 0 ||
             (r = SETOPT(t, CURLOPT_USERAGENT, "switchyard/" SWITCHYARD_VERSION)) < 0 ||
-            (r = SETOPT(t, CURLOPT_HEADERFUNCTION, header_cb)) < 0 || (r = SETOPT(t, CURLOPT_HEADERDATA, (void *) t)) < 0 ||
-            (r = SETOPT(t, CURLOPT_WRITEFUNCTION, write_cb)) < 0 || (r = SETOPT(t, CURLOPT_WRITEDATA, (void *) t)) < 0)
+            (r = SETOPT(t, CURLOPT_HEADERFUNCTION, header_cb)) < 0 ||
+            (r = SETOPT(t, CURLOPT_HEADERDATA, (void *) t)) < 0 ||
+            (r = SETOPT(t, CURLOPT_WRITEFUNCTION, write_cb)) < 0 ||
+            (r = SETOPT(t, CURLOPT_WRITEDATA, (void *) t)) < 0)
                 return r;
 
         if (req->ca_file) {
                 /* Trust exactly this bundle: also drop the compiled-in CA directory. */
-                if ((r = SETOPT(t, CURLOPT_CAINFO, req->ca_file)) < 0 || (r = SETOPT(t, CURLOPT_CAPATH, (char *) NULL)) < 0)
+                if ((r = SETOPT(t, CURLOPT_CAINFO, req->ca_file)) < 0 ||
+                    (r = SETOPT(t, CURLOPT_CAPATH, (char *) NULL)) < 0)
                         return r;
         }
 
@@ -496,13 +513,14 @@ static int transfer_setup(Transfer *t, const HttpRequest *req, HttpBodyHandler h
                         return r;
         }
 
-        if (streq(method, "HEAD"))
+        t->head = streq(method, "HEAD");
+        if (t->head)
                 r = SETOPT(t, CURLOPT_NOBODY, 1L);
         else if (streq(method, "GET"))
                 r = SETOPT(t, CURLOPT_HTTPGET, 1L);
         else {
                 if ((r = SETOPT(t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_size)) < 0 ||
-                    (r = SETOPT(t, CURLOPT_POSTFIELDS, req->body ?: (const void *) ""))  < 0)
+                    (r = SETOPT(t, CURLOPT_POSTFIELDS, req->body ?: (const void *) "")) < 0)
                         return r;
                 if (!streq(method, "POST"))
                         r = SETOPT(t, CURLOPT_CUSTOMREQUEST, method);
@@ -574,14 +592,14 @@ static int transfer_finish(Transfer *t, CURLcode cc) {
                 r = 0;
 
         if (r >= 0 && status_is_success(status)) {
-                if (resp->resumed)
+                if (status == 206 && t->have_content_range)
                         resp->total_size = t->range_total;
                 else if (status != 206)
                         resp->total_size = resp->content_length;
         }
 
-        log_debug("HTTP %s → %s%ld, %" PRIu64 " bytes%s%s", t->req->url, r < 0 ? "failed, status " : "", status,
-                  resp->received, r < 0 ? ": " : "", r < 0 ? resp->error : "");
+        log_debug("HTTP %s → %s%ld, %" PRIu64 " bytes%s%s", t->req->url, r < 0 ? "failed, status " : "",
+                  status, resp->received, r < 0 ? ": " : "", r < 0 ? resp->error : "");
         return r;
 }
 
@@ -593,7 +611,7 @@ int http_perform_many(const HttpRequest *reqs, size_t n, HttpBodyHandler *handle
         int r = 0;
 
         for (size_t i = 0; i < n; i++) {
-                rets[i] = (HttpResponse) { .content_length = UINT64_MAX, .total_size = UINT64_MAX };
+                rets[i] = (HttpResponse){.content_length = UINT64_MAX, .total_size = UINT64_MAX};
                 errs[i] = 0;
         }
         if (n == 0)
@@ -610,14 +628,15 @@ int http_perform_many(const HttpRequest *reqs, size_t n, HttpBodyHandler *handle
                 return -ENOMEM;
 
         for (size_t i = 0; i < n; i++) {
-                errs[i] = transfer_setup(&ts[i], &reqs[i], handlers ? handlers[i] : NULL, userdatas ? userdatas[i] : NULL,
-                                         &rets[i]);
+                errs[i] = transfer_setup(&ts[i], &reqs[i], handlers ? handlers[i] : NULL,
+                                         userdatas ? userdatas[i] : NULL, &rets[i]);
                 if (errs[i] < 0) {
                         ts[i].finished = true;
                         continue;
                 }
                 if (curl_multi_add_handle(multi, ts[i].easy) != CURLM_OK) {
-                        errs[i] = transfer_fail(&ts[i], -ENOMEM, "Failed to add transfer to curl multi handle");
+                        errs[i] = transfer_fail(&ts[i], -ENOMEM,
+                                                "Failed to add transfer to curl multi handle");
                         ts[i].finished = true;
                         continue;
                 }
@@ -696,7 +715,7 @@ int http_fetch(const HttpRequest *req, char **ret_body, size_t *ret_size, HttpRe
         int r;
 
         if (req->max_body_size == 0 || req->max_body_size >= SIZE_MAX) {
-                *ret = (HttpResponse) { .content_length = UINT64_MAX, .total_size = UINT64_MAX };
+                *ret = (HttpResponse){.content_length = UINT64_MAX, .total_size = UINT64_MAX};
                 (void) snprintf(ret->error, sizeof ret->error, "http_fetch() needs max_body_size");
                 return -EINVAL;
         }

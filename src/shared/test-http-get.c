@@ -94,28 +94,28 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_JSON,
         };
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "ca", required_argument, NULL, ARG_CA },
-                { "method", required_argument, NULL, 'X' },
-                { "data", required_argument, NULL, 'd' },
-                { "data-file", required_argument, NULL, ARG_DATA_FILE },
-                { "content-type", required_argument, NULL, ARG_CONTENT_TYPE },
-                { "header", required_argument, NULL, 'H' },
-                { "https-only", no_argument, NULL, ARG_HTTPS_ONLY },
-                { "user", required_argument, NULL, ARG_USER },
-                { "allow-insecure-auth", no_argument, NULL, ARG_ALLOW_INSECURE_AUTH },
-                { "resume-from", required_argument, NULL, ARG_RESUME_FROM },
-                { "max-size", required_argument, NULL, ARG_MAX_SIZE },
-                { "connect-timeout", required_argument, NULL, ARG_CONNECT_TIMEOUT },
-                { "timeout", required_argument, NULL, ARG_TIMEOUT },
-                { "low-speed", required_argument, NULL, ARG_LOW_SPEED },
-                { "max-redirects", required_argument, NULL, ARG_MAX_REDIRECTS },
-                { "abort-after", required_argument, NULL, ARG_ABORT_AFTER },
-                { "output", required_argument, NULL, 'o' },
-                { "fetch", no_argument, NULL, ARG_FETCH },
-                { "many", no_argument, NULL, ARG_MANY },
-                { "json", no_argument, NULL, ARG_JSON },
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, ARG_VERSION},
+                {"ca", required_argument, NULL, ARG_CA},
+                {"method", required_argument, NULL, 'X'},
+                {"data", required_argument, NULL, 'd'},
+                {"data-file", required_argument, NULL, ARG_DATA_FILE},
+                {"content-type", required_argument, NULL, ARG_CONTENT_TYPE},
+                {"header", required_argument, NULL, 'H'},
+                {"https-only", no_argument, NULL, ARG_HTTPS_ONLY},
+                {"user", required_argument, NULL, ARG_USER},
+                {"allow-insecure-auth", no_argument, NULL, ARG_ALLOW_INSECURE_AUTH},
+                {"resume-from", required_argument, NULL, ARG_RESUME_FROM},
+                {"max-size", required_argument, NULL, ARG_MAX_SIZE},
+                {"connect-timeout", required_argument, NULL, ARG_CONNECT_TIMEOUT},
+                {"timeout", required_argument, NULL, ARG_TIMEOUT},
+                {"low-speed", required_argument, NULL, ARG_LOW_SPEED},
+                {"max-redirects", required_argument, NULL, ARG_MAX_REDIRECTS},
+                {"abort-after", required_argument, NULL, ARG_ABORT_AFTER},
+                {"output", required_argument, NULL, 'o'},
+                {"fetch", no_argument, NULL, ARG_FETCH},
+                {"many", no_argument, NULL, ARG_MANY},
+                {"json", no_argument, NULL, ARG_JSON},
                 {},
         };
         uint32_t u32;
@@ -158,12 +158,15 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case 'H':
                         if (arg_req.n_headers >= MAX_HEADERS)
-                                return log_error_errno(SYNTHETIC_ERRNO(E2BIG), "Too many --header= options.");
+                                return log_error_errno(SYNTHETIC_ERRNO(E2BIG),
+                                                       "Too many --header= options.");
                         colon = strchr(optarg, ':');
                         if (!colon)
-                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--header= needs NAME:VALUE: %s", optarg);
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                                       "--header= needs NAME:VALUE: %s", optarg);
                         *colon = '\0';
-                        arg_headers[arg_req.n_headers++] = (HttpHeader) { optarg, colon + 1 + strspn(colon + 1, " ") };
+                        arg_headers[arg_req.n_headers++] =
+                                (HttpHeader){optarg, colon + 1 + strspn(colon + 1, " ")};
                         arg_req.headers = arg_headers;
                         break;
                 case ARG_HTTPS_ONLY:
@@ -172,7 +175,8 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_USER:
                         colon = strchr(optarg, ':');
                         if (!colon)
-                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--user= needs USER:PASSWORD.");
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                                       "--user= needs USER:PASSWORD.");
                         *colon = '\0';
                         arg_req.username = optarg;
                         arg_req.password = colon + 1;
@@ -182,17 +186,20 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_RESUME_FROM:
                         if (safe_atou64(optarg, &arg_req.resume_from) < 0)
-                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid --resume-from=%s", optarg);
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid --resume-from=%s",
+                                                       optarg);
                         break;
                 case ARG_MAX_SIZE:
                         if (parse_size(optarg, &arg_req.max_body_size) < 0)
-                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid --max-size=%s", optarg);
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid --max-size=%s",
+                                                       optarg);
                         break;
                 case ARG_CONNECT_TIMEOUT:
                 case ARG_TIMEOUT:
                 case ARG_MAX_REDIRECTS:
                         if (safe_atou32(optarg, &u32) < 0)
-                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid number: %s", optarg);
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid number: %s",
+                                                       optarg);
                         if (c == ARG_CONNECT_TIMEOUT)
                                 arg_req.connect_timeout_sec = u32;
                         else if (c == ARG_TIMEOUT)
@@ -203,15 +210,18 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_LOW_SPEED:
                         colon = strchr(optarg, ':');
                         if (!colon)
-                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--low-speed= needs BYTES:SECONDS.");
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                                       "--low-speed= needs BYTES:SECONDS.");
                         *colon = '\0';
                         if (safe_atou32(optarg, &arg_req.low_speed_bytes) < 0 ||
                             safe_atou32(colon + 1, &arg_req.low_speed_seconds) < 0)
-                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid --low-speed= value.");
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                                       "Invalid --low-speed= value.");
                         break;
                 case ARG_ABORT_AFTER:
                         if (safe_atou64(optarg, &arg_abort_after) < 0)
-                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid --abort-after=%s", optarg);
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid --abort-after=%s",
+                                                       optarg);
                         break;
                 case 'o':
                         arg_output = optarg;
@@ -260,15 +270,16 @@ static int report(const char *url, int err, const HttpResponse *resp, const Sink
         hex_encode(digest, sizeof digest, hex);
 
         if (arg_json) {
-                json_t *o = json_pack("{s:s, s:b, s:i, s:o, s:s, s:I, s:o, s:o, s:I, s:b, s:o, s:o, s:I, s:s}",
-                                      "url", url, "ok", err >= 0, "errno", ERRNO_VALUE(err), "error_name",
-                                      err < 0 && strerrorname_np(-err) ? json_string(strerrorname_np(-err)) : json_null(),
-                                      "message", resp->error, "status", (json_int_t) resp->status, "content_length",
-                                      json_size(resp->content_length), "total_size", json_size(resp->total_size),
-                                      "received", (json_int_t) resp->received, "resumed", resp->resumed,
-                                      "content_type", resp->content_type ? json_string(resp->content_type) : json_null(),
-                                      "effective_url", resp->effective_url ? json_string(resp->effective_url) : json_null(),
-                                      "size", (json_int_t) (sink ? sink->size : body_size), "sha256", hex);
+                json_t *o = json_pack(
+                        "{s:s, s:b, s:i, s:o, s:s, s:I, s:o, s:o, s:I, s:b, s:o, s:o, s:I, s:s}", "url", url,
+                        "ok", err >= 0, "errno", ERRNO_VALUE(err), "error_name",
+                        err < 0 && strerrorname_np(-err) ? json_string(strerrorname_np(-err)) : json_null(),
+                        "message", resp->error, "status", (json_int_t) resp->status, "content_length",
+                        json_size(resp->content_length), "total_size", json_size(resp->total_size),
+                        "received", (json_int_t) resp->received, "resumed", resp->resumed, "content_type",
+                        resp->content_type ? json_string(resp->content_type) : json_null(), "effective_url",
+                        resp->effective_url ? json_string(resp->effective_url) : json_null(), "size",
+                        (json_int_t) (sink ? sink->size : body_size), "sha256", hex);
                 if (!o)
                         return log_oom();
                 if (body) {

@@ -44,7 +44,9 @@ static void test_parse_content_range(void **state) {
         assert_true(first == 0 && last == 0 && total == 1);
         assert_int_equal(http_parse_content_range("bytes 5-9/*", &first, &last, &total), 0);
         assert_true(first == 5 && last == 9 && total == UINT64_MAX);
-        assert_int_equal(http_parse_content_range("bytes 4294967296-8589934591/8589934592", &first, &last, &total), 0);
+        assert_int_equal(
+                http_parse_content_range("bytes 4294967296-8589934591/8589934592", &first, &last, &total),
+                0);
         assert_true(first == 4294967296ULL && last == 8589934591ULL && total == 8589934592ULL);
 
         first = last = total = 7;
@@ -57,7 +59,8 @@ static void test_parse_content_range(void **state) {
         assert_int_equal(http_parse_content_range("bytes 0-1/2x", &first, &last, &total), -EBADMSG);
         assert_int_equal(http_parse_content_range("bytes -1-2/3", &first, &last, &total), -EBADMSG);
         assert_int_equal(http_parse_content_range("bytes 0-1", &first, &last, &total), -EBADMSG);
-        assert_int_equal(http_parse_content_range("bytes 0-99999999999999999999/*", &first, &last, &total), -EBADMSG);
+        assert_int_equal(http_parse_content_range("bytes 0-99999999999999999999/*", &first, &last, &total),
+                         -EBADMSG);
         assert_int_equal(http_parse_content_range("", &first, &last, &total), -EBADMSG);
         assert_int_equal(http_parse_content_range(NULL, &first, &last, &total), -EBADMSG);
 }
@@ -83,54 +86,63 @@ static void test_parse_status_line(void **state) {
 
 static void test_request_validation(void **state) {
         HttpResponse resp;
-        HttpHeader bad_name = { "X Bad", "v" }, bad_value = { "X-Ok", "a\r\nInjected: 1" };
+        HttpHeader bad_name = {"X Bad", "v"}, bad_value = {"X-Ok", "a\r\nInjected: 1"};
 
         /* All of these are refused before any network traffic. */
-        assert_int_equal(http_perform(&(HttpRequest) { .url = "ftp://example.invalid/x" }, NULL, NULL, &resp),
+        assert_int_equal(http_perform(&(HttpRequest){.url = "ftp://example.invalid/x"}, NULL, NULL, &resp),
                          -EPROTONOSUPPORT);
         assert_non_null(strstr(resp.error, "scheme"));
         http_response_done(&resp);
 
-        assert_int_equal(http_perform(&(HttpRequest) { .url = "http://127.0.0.1:9/", .https_only = true }, NULL, NULL,
-                                      &resp),
+        assert_int_equal(http_perform(&(HttpRequest){.url = "http://127.0.0.1:9/", .https_only = true}, NULL,
+                                      NULL, &resp),
                          -EPROTONOSUPPORT);
         assert_int_equal(resp.status, 0);
         http_response_done(&resp);
 
-        assert_int_equal(http_perform(&(HttpRequest) { .url = "http://127.0.0.1:9/", .username = "u", .password = "p" },
-                                      NULL, NULL, &resp),
-                         -EPERM);
+        assert_int_equal(
+                http_perform(&(HttpRequest){.url = "http://127.0.0.1:9/", .username = "u", .password = "p"},
+                             NULL, NULL, &resp),
+                -EPERM);
         assert_non_null(strstr(resp.error, "credentials"));
         http_response_done(&resp);
 
-        assert_int_equal(http_perform(&(HttpRequest) { .url = "http://127.0.0.1:9/", .headers = &bad_name, .n_headers = 1 },
+        assert_int_equal(
+                http_perform(
+                        &(HttpRequest){.url = "http://127.0.0.1:9/", .headers = &bad_name, .n_headers = 1},
+                        NULL, NULL, &resp),
+                -EINVAL);
+        http_response_done(&resp);
+        assert_int_equal(
+                http_perform(
+                        &(HttpRequest){.url = "http://127.0.0.1:9/", .headers = &bad_value, .n_headers = 1},
+                        NULL, NULL, &resp),
+                -EINVAL);
+        http_response_done(&resp);
+        assert_int_equal(http_perform(&(HttpRequest){.url = "http://127.0.0.1:9/",
+                                                     .method = "GET",
+                                                     .body = "x",
+                                                     .body_size = 1},
                                       NULL, NULL, &resp),
                          -EINVAL);
         http_response_done(&resp);
-        assert_int_equal(http_perform(&(HttpRequest) { .url = "http://127.0.0.1:9/", .headers = &bad_value, .n_headers = 1 },
-                                      NULL, NULL, &resp),
+        assert_int_equal(http_perform(&(HttpRequest){.url = "http://127.0.0.1:9/", .method = "GET /x"}, NULL,
+                                      NULL, &resp),
                          -EINVAL);
         http_response_done(&resp);
-        assert_int_equal(http_perform(&(HttpRequest) { .url = "http://127.0.0.1:9/", .method = "GET", .body = "x",
-                                                       .body_size = 1 },
-                                      NULL, NULL, &resp),
-                         -EINVAL);
-        http_response_done(&resp);
-        assert_int_equal(http_perform(&(HttpRequest) { .url = "http://127.0.0.1:9/", .method = "GET /x" }, NULL, NULL,
-                                      &resp),
-                         -EINVAL);
-        http_response_done(&resp);
-        assert_int_equal(http_perform(&(HttpRequest) { .url = "https://127.0.0.1:9/", .ca_file = "/nonexistent/ca.pem" },
-                                      NULL, NULL, &resp),
-                         -ENOENT);
+        assert_int_equal(
+                http_perform(&(HttpRequest){.url = "https://127.0.0.1:9/", .ca_file = "/nonexistent/ca.pem"},
+                             NULL, NULL, &resp),
+                -ENOENT);
         assert_non_null(strstr(resp.error, "/nonexistent/ca.pem"));
         http_response_done(&resp);
-        assert_int_equal(http_perform(&(HttpRequest) { .url = NULL }, NULL, NULL, &resp), -EINVAL);
+        assert_int_equal(http_perform(&(HttpRequest){.url = NULL}, NULL, NULL, &resp), -EINVAL);
         http_response_done(&resp);
 
         /* http_fetch() insists on a cap. */
         char *body = NULL;
-        assert_int_equal(http_fetch(&(HttpRequest) { .url = "http://127.0.0.1:9/" }, &body, NULL, &resp), -EINVAL);
+        assert_int_equal(http_fetch(&(HttpRequest){.url = "http://127.0.0.1:9/"}, &body, NULL, &resp),
+                         -EINVAL);
         assert_null(body);
         http_response_done(&resp);
 }
@@ -141,10 +153,8 @@ static void test_many_empty(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_errno_from_curl),
-                cmocka_unit_test(test_parse_content_range),
-                cmocka_unit_test(test_parse_status_line),
-                cmocka_unit_test(test_request_validation),
+                cmocka_unit_test(test_errno_from_curl),   cmocka_unit_test(test_parse_content_range),
+                cmocka_unit_test(test_parse_status_line), cmocka_unit_test(test_request_validation),
                 cmocka_unit_test(test_many_empty),
         };
         assert_int_equal(http_global_init(), 0);

@@ -85,6 +85,8 @@ def test_file_route_head_and_no_length(get, srv, tmp_path):
     r, _ = get("-X", "HEAD", srv.url("/file"))
     assert r["ok"] and r["status"] == 200 and r["received"] == 0 and r["content_length"] == 5000
     assert srv.requests[-1].method == "HEAD"
+    r, _ = get("-X", "HEAD", "--max-size", 10, srv.url("/file"))  # a HEAD's Content-Length is no body
+    assert r["ok"] and r["status"] == 200
     r, _ = get(srv.url("/nolen"))
     assert r["ok"] and r["content_length"] is None and r["total_size"] is None
     assert r["sha256"] == sha256(DATA)
