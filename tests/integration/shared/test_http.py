@@ -250,11 +250,12 @@ def test_resume_past_end(get, srv):
 
 
 def test_stall_timeout(get, srv):
-    srv.add("/data", DATA, stall_after=20_000, stall_seconds=30)
+    srv.add("/data", DATA, stall_after=500, stall_seconds=30)
     start = time.monotonic()
     r, _ = get("--low-speed", "1000:2", srv.url("/data"))
     elapsed = time.monotonic() - start
-    assert r["error_name"] == "ETIMEDOUT" and r["received"] == 20_000
+    assert r["error_name"] == "ETIMEDOUT" and r["received"] == 500
+    assert "slow" in r["message"].lower()
     assert 1.5 < elapsed < 10
 
 
@@ -281,6 +282,40 @@ def test_connect_refused(get):
     r, err = get(f"http://127.0.0.1:{free_port()}/")
     assert r["error_name"] == "ECONNREFUSED" and r["status"] == 0
     assert "Connection refused" in err
+
+
+def test_connect_timeout(get):
+    # A listener whose accept queue is full: the kernel drops further SYNs, so connect() hangs.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(3):
+                c = socket.socket()
+                c.setblocking(False)
+                c.connect_ex(("127.0.0.1", port))
+                fillers.append(c)
+            time.sleep(0.2)
+            start = time.monotonic()
+            r, _ = get("--connect-timeout", 2, f"http://127.0.0.1:{port}/")
+            assert r["error_name"] == "ETIMEDOUT" and "connect" in r["message"].lower()
+            assert 1.5 < time.monotonic() - start < 8
+        finally:
+            for c in fillers:
+                c.close()
+
+
+def test_tls_handshake_timeout(get):
+    # TCP connects but the peer never speaks TLS: the connect timeout covers the handshake.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        start = time.monotonic()
+        r, _ = get("--connect-timeout", 2, f"https://127.0.0.1:{listener.getsockname()[1]}/")
+        assert r["error_name"] == "ETIMEDOUT"
+        assert 1.5 < time.monotonic() - start < 8
 
 
 def test_unresolvable_host(get):
