@@ -564,7 +564,7 @@ static int strdup_info(CURL *easy, CURLINFO info, char **ret) {
 static int transfer_finish(Transfer *t, CURLcode cc) {
         HttpResponse *resp = t->response;
         curl_off_t cl = -1;
-        long status = 0, os_errno = 0;
+        long status = 0, os_errno = 0, connect_code = 0;
         int r;
 
         t->finished = true;
@@ -583,6 +583,10 @@ static int transfer_finish(Transfer *t, CURLcode cc) {
         else if (cc != CURLE_OK) {
                 (void) curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
                 r = http_errno_from_curl(cc, cc == CURLE_COULDNT_CONNECT ? os_errno : 0);
+                /* A proxy that refuses the CONNECT tunnel is not a connection reset. */
+                if (curl_easy_getinfo(t->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code) == CURLE_OK &&
+                    connect_code >= 300)
+                        r = connect_code == 407 ? -EACCES : -ECONNREFUSED;
                 (void) snprintf(resp->error, sizeof resp->error, "%s",
                                 isempty(t->errbuf) ? curl_easy_strerror(cc) : t->errbuf);
         } else if (!t->body_started) {

@@ -64,7 +64,8 @@ void http_response_done(HttpResponse *r);
 typedef int (*HttpBodyHandler)(const void *data, size_t size, void *userdata);
 
 /* Performs the request. Returns 0 when a response arrived (any status; check ret->status), or a negative
- * errno: -ECONNREFUSED (or the connect(2) errno, e.g. -ENETUNREACH), -EHOSTUNREACH (name or proxy not
+ * errno: -ECONNREFUSED (or the connect(2) errno, e.g. -ENETUNREACH; also a proxy refusing the CONNECT
+ * tunnel, -EACCES if it wants proxy authentication), -EHOSTUNREACH (name or proxy not
  * resolvable), -ETIMEDOUT (connect, stall or total timeout), -ECONNRESET (connection cut, body shorter
  * than announced, empty reply), -EPROTO (TLS handshake or verification, malformed HTTP),
  * -EPROTONOSUPPORT (scheme or redirect not allowed), -ELOOP (too many redirects), -EFBIG (over

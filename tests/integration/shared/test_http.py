@@ -388,6 +388,13 @@ def test_https_proxy_from_environment(get, tls_srv):
         assert proxy.connects == [f"127.0.0.1:{tls_srv.port}"]
 
 
+def test_https_proxy_refuses_tunnel(get):
+    with ProxyServer() as proxy:  # answers CONNECT to a closed port with 502
+        r, _ = get(f"https://127.0.0.1:{free_port()}/", env_extra={"https_proxy": proxy.url})
+        assert r["error_name"] == "ECONNREFUSED" and "CONNECT" in r["message"] and r["status"] == 0
+        assert len(proxy.connects) == 1
+
+
 def test_unreachable_proxy(get, srv):
     srv.add("/data", DATA)
     r, _ = get(srv.url("/data"), env_extra={"http_proxy": f"http://127.0.0.1:{free_port()}"})
