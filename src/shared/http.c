@@ -385,8 +385,10 @@ static int transfer_add_header(Transfer *t, const char *name, const char *value)
                 r = asprintf(&h, "%s;", name);
         else
                 r = asprintf(&h, "%s: %s", name, value);
-        if (r < 0)
+        if (r < 0) {
+                h = NULL; /* undefined after a failed asprintf() */
                 return -ENOMEM;
+        }
         l = curl_slist_append(t->headers, h);
         if (!l)
                 return -ENOMEM;
@@ -483,6 +485,7 @@ static int transfer_setup(Transfer *t, const HttpRequest *req, HttpBodyHandler h
             (r = SETOPT(t, CURLOPT_MAXREDIRS, (long) (req->max_redirects ?: MAX_REDIRECTS_DEFAULT))) < 0 ||
             (r = SETOPT(t, CURLOPT_SSL_VERIFYPEER, 1L)) < 0 ||
             (r = SETOPT(t, CURLOPT_SSL_VERIFYHOST, 2L)) < 0 ||
+            (r = SETOPT(t, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2)) < 0 ||
             (r = SETOPT(t, CURLOPT_PROXY_SSL_VERIFYPEER, 1L)) < 0 ||
             (r = SETOPT(t, CURLOPT_PROXY_SSL_VERIFYHOST, 2L)) < 0 ||
             (r = SETOPT(t, CURLOPT_CONNECTTIMEOUT,
