@@ -3,10 +3,10 @@
 
 /* HTTP(S) through libcurl, streaming the body to a callback.
  *
- * TLS is 1.2 or newer, and peer and host verification are always on; HttpRequest.ca_file names the CA bundle to trust instead
- * of the system's (tests, private servers). Proxies come from the environment the way curl reads them
- * (http_proxy, https_proxy/HTTPS_PROXY, all_proxy/ALL_PROXY, no_proxy/NO_PROXY; curl ignores upper-case
- * HTTP_PROXY on purpose). Only http:// and https:// are ever spoken, also across redirects; https_only
+ * TLS is 1.2 or newer, and peer and host verification are always on; HttpRequest.ca_file names the CA
+ * bundle to trust instead of the system's (tests, private servers). Proxies come from the environment
+ * the way curl reads them (http_proxy, https_proxy/HTTPS_PROXY, all_proxy/ALL_PROXY, no_proxy/NO_PROXY;
+ * curl ignores upper-case HTTP_PROXY on purpose). Only http:// and https:// are ever spoken, also across redirects; https_only
  * narrows both to https://. Every transfer has a connect timeout and a stall timeout (fewer than
  * low_speed_bytes per second for low_speed_seconds aborts it).
  *
