@@ -586,6 +586,10 @@ static int transfer_finish(Transfer *t, CURLcode cc) {
         else if (cc != CURLE_OK) {
                 (void) curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
                 r = http_errno_from_curl(cc, cc == CURLE_COULDNT_CONNECT ? os_errno : 0);
+                /* Our own checks refuse bad schemes before curl runs, so curl's "unsupported protocol"
+                 * is either a redirect we do not follow or a reply that is not HTTP/1+ at all. */
+                if (cc == CURLE_UNSUPPORTED_PROTOCOL && !(status >= 300 && status < 400))
+                        r = -EPROTO;
                 /* A proxy that refuses the CONNECT tunnel is not a connection reset. */
                 if (curl_easy_getinfo(t->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code) == CURLE_OK &&
                     connect_code >= 300)

@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -59,6 +60,45 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class RawServer:
+    """Accepts connections, reads the request head, answers with fixed bytes and closes."""
+
+    def __init__(self, answer: bytes):
+        self.answer = answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            with c:
+                c.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                c.sendall(self.answer)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
 
 
 def test_plain_get(get, srv, tmp_path):
@@ -191,7 +231,7 @@ def test_https_only_refuses_redirect_to_http(get, srv, tls_srv):
     srv.add("/data", DATA)
     tls_srv.add_handler("/go", lambda req: redirect(srv.url("/data")))
     r, _ = get("--https-only", "--ca", tls_srv.ca_file, tls_srv.url("/go"))
-    assert r["error_name"] == "EPROTONOSUPPORT" and r["received"] == 0
+    assert r["error_name"] == "EPROTONOSUPPORT" and r["received"] == 0 and r["status"] == 302
     assert srv.requests == []
     # Without --https-only the same redirect is followed.
     r, _ = get("--ca", tls_srv.ca_file, tls_srv.url("/go"))
@@ -316,6 +356,38 @@ def test_tls_handshake_timeout(get):
         r, _ = get("--connect-timeout", 2, f"https://127.0.0.1:{listener.getsockname()[1]}/")
         assert r["error_name"] == "ETIMEDOUT"
         assert 1.5 < time.monotonic() - start < 8
+
+
+def test_empty_reply(get):
+    with RawServer(b"") as raw:
+        r, _ = get(f"http://127.0.0.1:{raw.port}/")
+        assert r["error_name"] == "ECONNRESET" and r["status"] == 0
+
+
+def test_malformed_reply(get):
+    with RawServer(b"this is not HTTP at all\r\n\r\n") as raw:
+        r, _ = get(f"http://127.0.0.1:{raw.port}/")
+        assert r["error_name"] == "EPROTO"
+    with RawServer(b"HTTP/1.1 2x0 Odd\r\nContent-Length: 0\r\n\r\n") as raw:
+        r, _ = get(f"http://127.0.0.1:{raw.port}/")
+        assert r["error_name"] == "EPROTO"
+
+
+def test_bad_content_range_on_resume(get):
+    body = b"x" * 10
+    with RawServer(b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 5-/20\r\n"
+                   b"Content-Length: 10\r\nConnection: close\r\n\r\n" + body) as raw:
+        r, _ = get("--resume-from", 5, f"http://127.0.0.1:{raw.port}/")
+        assert r["error_name"] == "ERANGE" and r["received"] == 0 and "Content-Range" in r["message"]
+
+
+def test_custom_headers(get, srv):
+    srv.add("/data", b"abc")
+    r, _ = get("-H", "User-Agent: custom/1", "-H", "X-Empty:", srv.url("/data"))
+    assert r["ok"]
+    req = srv.requests[0]
+    assert req.headers["User-Agent"] == "custom/1"
+    assert req.headers["X-Empty"] == ""
 
 
 def test_unresolvable_host(get):
