@@ -473,6 +473,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
+    request_queue_size = 128
     allow_reuse_address = True
     block_on_close = False
 
