@@ -77,6 +77,9 @@ int varlink_server_add_interface(VarlinkServer *s, const VarlinkInterface *iface
 int varlink_server_listen_fds(VarlinkServer *s);
 /* Binds and listens on an AF_UNIX path (an existing socket file is replaced), with the given mode. */
 int varlink_server_listen_address(VarlinkServer *s, const char *path, mode_t mode);
+/* Serves an already connected AF_UNIX stream socket (ownership taken; it is made non-blocking by the
+ * caller). For tests, fuzzers and inetd-style use. */
+int varlink_server_add_connection(VarlinkServer *s, int fd);
 /* When no connection is open for usec, exit the event loop with code 0. 0 disables (the default). */
 int varlink_server_set_exit_on_idle(VarlinkServer *s, uint64_t usec);
 /* Overrides VARLINK_MESSAGE_MAX for incoming and queued outgoing bytes per connection. */
@@ -122,7 +125,9 @@ void varlink_call_set_disconnect_handler(VarlinkCall *c, void (*handler)(Varlink
 int varlink_client_connect(VarlinkClient **ret, const char *address);
 VarlinkClient *varlink_client_free(VarlinkClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkClient *, varlink_client_free);
-/* 0 = no timeout (default). */
+/* How long to wait for each message to be sent and for each reply (so long streams are fine while
+ * they make progress); -ETIMEDOUT then, and the connection cannot be used further. 0 = no timeout
+ * (default). */
 void varlink_client_set_timeout(VarlinkClient *c, uint64_t usec);
 
 /* Queues fd (dup'ed; caller keeps its own) for the next call; returns its index. */
