@@ -124,8 +124,14 @@ ssize_t varlink_input_read(VarlinkInput *in, int fd, size_t chunk) {
                 return -EBADMSG;
         }
 
-        /* The kernel never merges data across an skb carrying fds, so fds belong to the first byte read. */
-        r = input_add_fds(in, in->size, received, n_received);
+        /* One recvmsg() returns the fds of at most one sendmsg(), and stops reading right after the data that
+         * carried them: so they belong to the message holding the last byte read. (Bytes of earlier
+         * messages may come before it in the same read.) */
+        if (n == 0 && n_received > 0) {
+                close_many(received, n_received);
+                return -EBADMSG;
+        }
+        r = input_add_fds(in, in->size + (size_t) (n > 0 ? n - 1 : 0), received, n_received);
         if (r < 0)
                 return r;
         in->size += (size_t) n;

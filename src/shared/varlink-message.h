@@ -14,7 +14,7 @@
 #define VARLINK_INPUT_FDS_MAX (VARLINK_FDS_MAX * 4)
 
 typedef struct VarlinkInputFd {
-        size_t pos; /* offset of the stream byte that carried it, relative to VarlinkInput.buf */
+        size_t pos; /* offset of a stream byte of the message it came with, relative to VarlinkInput.buf */
         int fd;
 } VarlinkInputFd;
 
@@ -33,7 +33,7 @@ void varlink_input_done(VarlinkInput *in);
 static inline size_t varlink_input_pending(const VarlinkInput *in) {
         return in->size - in->start;
 }
-/* Appends bytes, and fds that arrived with the first of them. Takes ownership of fds (closes them on
+/* Appends bytes, and fds that belong to the message holding the last of them. Takes ownership of fds (closes them on
  * failure). -E2BIG if too many fds are waiting. */
 int varlink_input_feed(VarlinkInput *in, const void *data, size_t size, const int *fds, size_t n_fds);
 /* One recvmsg() of up to chunk bytes from a non-blocking socket: >0 bytes read, 0 at EOF, -EAGAIN, or

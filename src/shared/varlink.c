@@ -184,6 +184,10 @@ static void connection_disconnect(Connection *c, int error, const char *why) {
                 log_full_errno(error ? LOG_WARNING : LOG_DEBUG, error, "varlink: dropping client (pid %d): %s",
                                c->have_ucred ? (int) c->ucred.pid : -1, why);
 
+        /* Replies to the calls before a protocol violation are worth a last try. */
+        if (c->fd >= 0 && !varlink_output_empty(&c->out))
+                (void) varlink_output_flush(&c->out, c->fd);
+
         c->io_source = sd_event_source_disable_unref(c->io_source);
         c->defer_source = sd_event_source_disable_unref(c->defer_source);
         c->fd = safe_close(c->fd);

@@ -11,8 +11,11 @@
  * reading while its output buffer is over the limit, is disconnected; the server keeps serving.
  *
  * File descriptors travel as SCM_RIGHTS ancillary data on the sendmsg() that carries the first byte of
- * the message which refers to them; parameters name them by index into that message's fd array
- * (e.g. {"target": 0}). At most VARLINK_FDS_MAX per message.
+ * the message which refers to them (that sendmsg() must not carry bytes of a later message); parameters
+ * name them by index into that message's fd array (e.g. {"target": 0}). At most VARLINK_FDS_MAX per
+ * message; a peer sending more is disconnected. A receiver attributes the fds of one recvmsg() to the
+ * message holding the last byte that recvmsg() returned, since Linux ends a read right after the data
+ * that came with fds.
  *
  * Calls may be answered later: a handler that returns 0 without replying keeps the call open (take a
  * reference with varlink_call_ref() to reply from another event source). A handler returning a negative

@@ -41,7 +41,7 @@ class Client:
         self.sock.settimeout(timeout)
         self.sock.connect(path)
         self._buf = bytearray()
-        # fds that arrived, tagged with the position in the stream of the byte that carried them
+        # fds that arrived, tagged with a stream position inside the message they belong to
         self._pending_fds = []
         self._consumed = 0  # stream offset of _buf[0]
         self.received_fds = []
@@ -96,7 +96,9 @@ class Client:
             for fd in fds:
                 os.close(fd)
             raise ProtocolError("connection closed by the service")
-        pos = self._consumed + len(self._buf)
+        # Linux ends a read right after the data that came with fds: they belong to the message holding
+        # the last byte of this read (earlier messages' bytes may precede it).
+        pos = self._consumed + len(self._buf) + len(data) - 1
         for fd in fds:
             self._pending_fds.append((pos, fd))
         self._buf += data
