@@ -70,7 +70,7 @@ int varlink_input_feed(VarlinkInput *in, const void *data, size_t size, const in
                 close_many(fds, n_fds);
                 return r;
         }
-        r = input_add_fds(in, in->size, fds, n_fds);
+        r = input_add_fds(in, in->size + (size > 0 ? size - 1 : 0), fds, n_fds);
         if (r < 0)
                 return r;
         if (size > 0)
@@ -256,7 +256,8 @@ int varlink_output_enqueue(VarlinkOutput *out, json_t *m, int *fds, size_t n_fds
         }
         i->data = s;
         i->size = strlen(s) + 1;
-        memcpy(i->fds, fds, n_fds * sizeof(int));
+        if (n_fds > 0)
+                memcpy(i->fds, fds, n_fds * sizeof(int));
         i->n_fds = n_fds;
         if (out->tail)
                 out->tail->next = i;

@@ -136,7 +136,8 @@ void varlink_client_set_timeout(VarlinkClient *c, uint64_t usec);
 /* Queues fd (dup'ed; caller keeps its own) for the next call; returns its index. */
 int varlink_client_push_fd(VarlinkClient *c, int fd);
 
-/* One call, one reply. On a varlink error reply returns -EBADE (or the "errno" field of
+/* One call, one reply. parameters is borrowed (the caller keeps its reference; NULL = {}); the same holds
+ * for varlink_client_call_more(). On a varlink error reply returns -EBADE (or the "errno" field of
  * io.switchyard.InternalError, negated), with ret_error set to the error name (owned by the client,
  * valid until the next call) and ret_reply to its parameters. ret_* may be NULL. */
 int varlink_client_call(VarlinkClient *c, const char *method, json_t *parameters, json_t **ret_reply,
