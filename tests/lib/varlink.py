@@ -56,12 +56,12 @@ class Client:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        self.close_received_fds()
         for _, fd in self._pending_fds:
             os.close(fd)
         self._pending_fds = []
 
     def close_received_fds(self):
+        """Closes the fds of the last reply (they are the caller's: nothing closes them otherwise)."""
         for fd in self.received_fds:
             try:
                 os.close(fd)
@@ -128,7 +128,6 @@ class Client:
 
     def _take_reply(self):
         message, fds = self.receive_message()
-        self.close_received_fds()
         self.received_fds = fds
         if "error" in message:
             raise VarlinkError(message["error"], message.get("parameters"))

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import varlink
-from varlink_testservice import start_service
+from varlink_testservice import activated_service, default_service, service, start_service  # noqa: F401 (fixtures)
 
 T = "io.switchyard.Test"
 
@@ -195,6 +195,7 @@ def test_fd_from_server(service):
         assert len(c.received_fds) == 3
         for fd in c.received_fds:
             assert os.pread(fd, 100, 0) == b"made by the server"
+        c.close_received_fds()
         # fds are per reply: the next reply has none
         c.call(f"{T}.Echo", {})
         assert c.received_fds == []
