@@ -539,7 +539,9 @@ int varlink_server_listen_fds(VarlinkServer *s) {
 int varlink_server_listen_address(VarlinkServer *s, const char *path, mode_t mode) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -EBADF;
-        const char *p = path;
+        char tmp[sizeof(sa.sun_path)];
+        const char *p = path, *bind_path;
+        struct stat st;
         int r;
 
         if (startswith(p, "unix:"))
@@ -547,13 +549,19 @@ int varlink_server_listen_address(VarlinkServer *s, const char *path, mode_t mod
         if (isempty(p) || strlen(p) >= sizeof(sa.sun_path))
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "varlink: socket path \"%s\" is empty or too long",
                                        path);
-        memcpy(sa.sun_path, p, strlen(p));
+        if (lstat(p, &st) >= 0 && !S_ISSOCK(st.st_mode))
+                return log_error_errno(SYNTHETIC_ERRNO(EEXIST), "varlink: %s exists and is not a socket", p);
+
+        /* Bind and listen under a temporary name, then rename: a client that sees the path can connect. */
+        r = snprintf(tmp, sizeof(tmp), "%s.%d~", p, (int) getpid());
+        bind_path = r > 0 && (size_t) r < sizeof(tmp) ? tmp : p;
+        memcpy(sa.sun_path, bind_path, strlen(bind_path));
 
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return log_error_errno(errno, "varlink: cannot create socket: %m");
-        if (unlink(p) < 0 && errno != ENOENT)
-                return log_error_errno(errno, "varlink: cannot remove old socket %s: %m", p);
+        if (unlink(bind_path) < 0 && errno != ENOENT)
+                return log_error_errno(errno, "varlink: cannot remove old socket %s: %m", bind_path);
         {
                 /* Bind with the final mode so that no client can slip in while it is wider. */
                 mode_t old = umask(~mode & 0777);
@@ -561,9 +569,17 @@ int varlink_server_listen_address(VarlinkServer *s, const char *path, mode_t mod
                 umask(old);
         }
         if (r < 0)
-                return log_error_errno(errno, "varlink: cannot bind %s: %m", p);
-        if (listen(fd, SOMAXCONN) < 0)
-                return log_error_errno(errno, "varlink: cannot listen on %s: %m", p);
+                return log_error_errno(errno, "varlink: cannot bind %s: %m", bind_path);
+        if (listen(fd, SOMAXCONN) < 0) {
+                r = -errno;
+                (void) unlink(bind_path);
+                return log_error_errno(r, "varlink: cannot listen on %s: %m", p);
+        }
+        if (bind_path != p && rename(bind_path, p) < 0) {
+                r = -errno;
+                (void) unlink(bind_path);
+                return log_error_errno(r, "varlink: cannot move socket to %s: %m", p);
+        }
         r = server_add_listener(s, fd, true);
         if (r < 0)
                 return log_error_errno(r, "varlink: cannot watch %s: %m", p);

@@ -78,7 +78,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkServer *, varlink_server_free);
 int varlink_server_add_interface(VarlinkServer *s, const VarlinkInterface *iface);
 /* Takes every socket passed by systemd (sd_listen_fds); returns how many, 0 if none. */
 int varlink_server_listen_fds(VarlinkServer *s);
-/* Binds and listens on an AF_UNIX path (an existing socket file is replaced), with the given mode. */
+/* Binds and listens on an AF_UNIX path ("unix:" prefix allowed) with the given mode. An existing socket
+ * file is replaced; any other file there is an error (-EEXIST). The path appears only once it accepts
+ * connections. */
 int varlink_server_listen_address(VarlinkServer *s, const char *path, mode_t mode);
 /* Serves an already connected AF_UNIX stream socket (ownership taken; it is made non-blocking by the
  * caller). For tests, fuzzers and inetd-style use. */

@@ -512,3 +512,24 @@ def test_no_socket_is_an_error(program):
                        env={k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")})
     assert r.returncode != 0
     assert "No socket to serve" in r.stderr
+
+
+def test_listen_path_replaces_stale_socket_only(program, tmp_path):
+    import subprocess
+    exe = str(program("src/shared/test-varlink-server"))
+    # a regular file is not replaced
+    path = tmp_path / "not-a-socket"
+    path.write_text("keep me")
+    r = subprocess.run([exe, f"--listen={path}"], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "exists and is not a socket" in r.stderr
+    assert path.read_text() == "keep me"
+    # a socket left behind by a dead service is replaced
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(tmp_path / "io.switchyard.Test"))
+    stale.close()
+    s = start_service(program, tmp_path)
+    try:
+        s.assert_healthy()
+    finally:
+        assert s.stop() == 0
