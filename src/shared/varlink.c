@@ -592,6 +592,14 @@ static int idle_handler(sd_event_source *source, uint64_t usec, void *userdata) 
 
         if (s->n_connections > 0)
                 return 0;
+        /* A client waiting in a backlog is not idleness: serve it first. */
+        for (size_t i = 0; i < s->n_listeners; i++) {
+                struct pollfd pfd = { .fd = s->listeners[i].fd, .events = POLLIN };
+                if (poll(&pfd, 1, 0) > 0) {
+                        server_update_idle(s);
+                        return 0;
+                }
+        }
         log_debug("varlink: idle, exiting");
         return sd_event_exit(s->event, 0);
 }
