@@ -164,6 +164,11 @@ static void input_consume(VarlinkInput *in, size_t end, int **ret_fds, size_t *r
                 for (size_t i = 0; i < in->n_fds; i++)
                         in->fds[i].pos -= in->start;
                 in->start = in->scanned = in->size = 0;
+                /* Give back what one big message needed; small buffers are kept for reuse. */
+                if (in->alloc > 256 * 1024) {
+                        in->buf = mfree(in->buf);
+                        in->alloc = 0;
+                }
         }
         if (ret_fds) {
                 *ret_fds = TAKE_PTR(fds);
