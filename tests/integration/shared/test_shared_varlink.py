@@ -382,7 +382,8 @@ def test_stream_to_client_that_never_reads(service):
         bad.sendall(json.dumps({"method": f"{T}.Stream", "parameters": {"count": 200, "size": 50000},
                                 "more": True}).encode() + b"\0")
         assert other.call(f"{T}.Echo", {"text": "ok"}) == {"text": "ok"}
-        time.sleep(0.3)
+        # Without reading a byte: the server drops it (other + the Stats caller remain).
+        wait_until(lambda: stats(service)["connections"] == 2, what="the non-reading client to be dropped")
         assert_closed_by_server(bad)
         bad.close()
         assert other.call(f"{T}.Echo", {"text": "ok"}) == {"text": "ok"}
