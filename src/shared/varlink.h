@@ -74,7 +74,10 @@ int varlink_server_new(VarlinkServer **ret, sd_event *event, const VarlinkServer
 VarlinkServer *varlink_server_free(VarlinkServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkServer *, varlink_server_free);
 
-/* The interface struct must outlive the server. Methods not in the IDL are not callable. */
+/* The interface struct must outlive the server. The IDL text must start with "interface <name>" matching
+ * iface->name, and every method in iface->methods must be declared in it (else -EINVAL, logged). A method
+ * the IDL declares without a handler answers org.varlink.service.MethodNotImplemented; a name the IDL
+ * does not declare answers MethodNotFound. */
 int varlink_server_add_interface(VarlinkServer *s, const VarlinkInterface *iface);
 /* Takes every socket passed by systemd (sd_listen_fds); returns how many, 0 if none. */
 int varlink_server_listen_fds(VarlinkServer *s);

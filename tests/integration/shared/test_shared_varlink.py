@@ -534,3 +534,28 @@ def test_listen_path_replaces_stale_socket_only(program, tmp_path):
         s.assert_healthy()
     finally:
         assert s.stop() == 0
+
+
+def test_500_clients_connecting_at_once(service):
+    """500 threads connect in the same instant (a burst on the listen backlog), call, and check their answer."""
+    import threading
+    n = 500
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def run(i):
+        try:
+            barrier.wait(timeout=60)
+            with service.client(timeout=60) as c:
+                results[i] = c.call(f"{T}.Echo", {"text": f"thread {i}"}) == {"text": f"thread {i}"}
+        except Exception as e:  # recorded and reported below
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    failures = [(i, r) for i, r in enumerate(results) if r is not True]
+    assert not failures, failures[:5]
+    service.assert_healthy()
