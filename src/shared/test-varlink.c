@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "fileio.h"
@@ -548,6 +549,64 @@ static void test_client_server(void **state) {
         rmdir(dir);
 }
 
+/* A "service" that answers every call with the given bytes, then closes. */
+static pid_t fake_service(const char *path, const char *answer, size_t size) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        pid_t pid;
+
+        assert_true(fd >= 0);
+        strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(fd, 4), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                char buf[4096];
+                int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                if (c < 0 || read(c, buf, sizeof(buf)) <= 0)
+                        _exit(1);
+                if (size > 0 && loop_write(c, answer, size) < 0)
+                        _exit(1);
+                _exit(0);
+        }
+        safe_close(fd);
+        return pid;
+}
+
+static void expect_client_failure(const char *answer, size_t size, int expected) {
+        char dir[] = "/tmp/test-varlink-XXXXXX";
+        _cleanup_free_ char *path = NULL;
+        VarlinkClient *c = NULL;
+        int status;
+        pid_t pid;
+
+        assert_non_null(mkdtemp(dir));
+        path = path_join_root(dir, "/sock");
+        pid = fake_service(path, answer, size);
+        assert_int_equal(varlink_client_connect(&c, path), 0);
+        varlink_client_set_timeout(c, 5 * 1000 * 1000);
+        assert_int_equal(varlink_client_call(c, "a.b.C", NULL, NULL, NULL), expected);
+        /* once out of step, the client refuses to go on */
+        assert_int_equal(varlink_client_call(c, "a.b.C", NULL, NULL, NULL), -ENOTCONN);
+        varlink_client_free(c);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        unlink(path);
+        rmdir(dir);
+}
+
+static void test_client_bad_service(void **state) {
+        static const char not_json[] = "not json", array[] = "[1]", cont[] = "{\"continues\":true}",
+                          bad_error[] = "{\"error\":5}", partial[] = "{\"parameters\":{";
+
+        expect_client_failure(not_json, sizeof(not_json), -EBADMSG);
+        expect_client_failure(array, sizeof(array), -EBADMSG);
+        expect_client_failure(cont, sizeof(cont), -EBADMSG); /* "continues" to a call without "more" */
+        expect_client_failure(bad_error, sizeof(bad_error), -EBADMSG);
+        expect_client_failure(partial, sizeof(partial) - 1, -ECONNRESET); /* closed mid-message */
+        expect_client_failure(NULL, 0, -ECONNRESET);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_input_framing),  cmocka_unit_test(test_input_limit),
@@ -555,7 +614,7 @@ int main(void) {
                 cmocka_unit_test(test_output_over_socket), cmocka_unit_test(test_parse_call),
                 cmocka_unit_test(test_parse_reply),    cmocka_unit_test(test_names),
                 cmocka_unit_test(test_idl_scan),       cmocka_unit_test(test_json_get),
-                cmocka_unit_test(test_client_server),
+                cmocka_unit_test(test_client_server),  cmocka_unit_test(test_client_bad_service),
         };
         log_setup("test-varlink");
         signal(SIGPIPE, SIG_IGN);
