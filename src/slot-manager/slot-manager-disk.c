@@ -494,7 +494,7 @@ static int find_partition_node(const Disk *d, uint32_t partno, char **ret_path, 
                 return -errno;
         while ((de = readdir(dir))) {
                 char q[600];
-                _cleanup_free_ char *num = NULL, *uevent = NULL;
+                _cleanup_free_ char *num = NULL;
                 uint32_t n;
 
                 if (de->d_name[0] == '.')
