@@ -382,3 +382,28 @@ def test_cli_never_writes_partition_data(sm, tmp_path):
             assert not writes, args
         all_writes += writes
     assert_only_gpt_writes(all_writes, sm.image)
+
+
+@pytest.mark.loop
+def test_block_device(sm):
+    """The same on a block device (a loop device over the image): GPT read and written through the device,
+    seen by cgpt in the image file."""
+    losetup = need_tool("losetup")
+    if os.geteuid() != 0 or not os.path.exists("/dev/loop-control"):
+        pytest.skip("needs root and loop devices")
+    p = subprocess.run([losetup, "--find", "--show", str(sm.image.path)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot set up a loop device: {p.stderr.strip()}")
+    dev = p.stdout.strip()
+    try:
+        image = sm.image
+        sm.boot("a")
+        args = [sm.binary, f"--disk={dev}", f"--cmdline={sm.cmdline}"]
+        st = json.loads(subprocess.run([*args, "status", "--json"], capture_output=True, text=True,
+                                       check=True).stdout)
+        assert st["disk"] == dev and st["booted"] == "a"
+        subprocess.run([*args, "set-next", "b"], check=True, capture_output=True)
+        subprocess.run(["blockdev", "--flushbufs", dev], capture_output=True)
+        assert cgpt_fields(image.path, B) == (2, 1, 0)
+    finally:
+        subprocess.run([losetup, "-d", dev], capture_output=True)
