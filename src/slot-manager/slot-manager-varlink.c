@@ -203,8 +203,6 @@ static const VarlinkInterface slots_interface = {
         .n_methods = ELEMENTSOF(slots_methods),
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(sd_event *, sd_event_unref);
-
 int slot_varlink_run(const SlotContext *c, const SlotAuth *auth, const char *listen_path) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(varlink_server_freep) VarlinkServer *server = NULL;

@@ -1,11 +1,14 @@
 """Helpers for the slot-manager tests: images, running the program, reading attributes back."""
 import hashlib
 import json
+import os
+import re
 import subprocess
 
 import pytest
 
 import diskimage
+from conftest import need_tool
 
 
 class SlotManager:
@@ -94,3 +97,52 @@ def small_image(tmp_path):
 @pytest.fixture
 def sm(program, small_image, tmp_path):
     return SlotManager(program("slot-manager"), small_image, tmp_path)
+
+
+def cgpt(*args, check=True):
+    return subprocess.run([need_tool("cgpt"), *map(str, args)], capture_output=True, text=True, check=check)
+
+
+def cgpt_fields(path, number):
+    """(priority, tries, successful) as cgpt show -P/-T/-S prints them."""
+    return tuple(int(cgpt("show", "-i", number, flag, path).stdout.strip()) for flag in ("-P", "-T", "-S"))
+
+
+STRACE_CALLS = "openat,open,creat,write,pwrite64,writev,pwritev,pwritev2,truncate,ftruncate,fallocate,sendfile," \
+               "copy_file_range,mmap"
+
+
+# LeakSanitizer cannot run under ptrace.
+NO_LSAN_ENV = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
+
+
+def strace_writes(log, image_path):
+    """(opens for writing as [(path, flags)], [(syscall, fd path, offset, size)] of writes to the image)."""
+    opens, writes = [], []
+    for line in log.splitlines():
+        m = re.search(r'\b(?:openat\((?:AT_FDCWD|\d+)(?:<([^>]*)>)?, |open\(|creat\()"([^"]*)", ([A-Z_|]+)', line)
+        if m and re.search(r"O_RDWR|O_WRONLY|O_CREAT|O_TRUNC", m.group(3)):
+            path = m.group(2)
+            if not path.startswith("/") and m.group(1):
+                path = os.path.join(m.group(1), path)
+            opens.append((path, m.group(3)))
+        m = re.search(r"\b(write|pwrite64|writev|pwritev2?|ftruncate|fallocate)\((\d+)<([^>]*)>, .*?(\d+)\)\s+=", line)
+        if m and m.group(3) == str(image_path):
+            args = line.split(", ")
+            size = int(args[-2]) if m.group(1) == "pwrite64" else -1
+            offset = int(m.group(4)) if m.group(1) == "pwrite64" else -1
+            writes.append((m.group(1), m.group(3), offset, size))
+        m = re.search(r"\bmmap\(.*PROT_WRITE.*MAP_SHARED, (\d+)<([^>]*)>", line)
+        if m and m.group(2) == str(image_path):
+            writes.append(("mmap", m.group(2), -1, -1))
+    return opens, writes
+
+
+def assert_only_gpt_writes(writes, image):
+    sectors = image.size // 512
+    first_usable, last_usable = 34, sectors - 34
+    assert writes, "expected GPT writes"
+    for call, _, offset, size in writes:
+        assert call == "pwrite64" and size == 512, (call, offset, size)
+        lba = offset // 512
+        assert offset % 512 == 0 and (lba < first_usable or lba > last_usable), lba

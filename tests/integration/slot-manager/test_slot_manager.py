@@ -9,18 +9,10 @@ import pytest
 
 import diskimage
 from conftest import need_tool
-from slot_helpers import SlotManager, image_digest, sfdisk_attrs, sm, small_image  # noqa: F401 (fixtures)
+from slot_helpers import (NO_LSAN_ENV, STRACE_CALLS, SlotManager, assert_only_gpt_writes, cgpt, cgpt_fields,  # noqa: F401
+                          image_digest, sfdisk_attrs, sm, small_image, strace_writes)
 
 A, B = 3, 4
-
-
-def cgpt(*args, check=True):
-    return subprocess.run([need_tool("cgpt"), *map(str, args)], capture_output=True, text=True, check=check)
-
-
-def cgpt_fields(path, number):
-    """(priority, tries, successful) as cgpt show -P/-T/-S prints them."""
-    return tuple(int(cgpt("show", "-i", number, flag, path).stdout.strip()) for flag in ("-P", "-T", "-S"))
 
 
 def test_help_and_version(program):
@@ -320,44 +312,6 @@ def test_nothing_bootable(sm):
     sm.run("set", "a", "--priority=0")
     p = sm.run("next", check=False)
     assert p.returncode != 0 and "no bootable USR partition" in p.stderr
-
-
-STRACE_CALLS = "openat,open,creat,write,pwrite64,writev,pwritev,pwritev2,truncate,ftruncate,fallocate,sendfile," \
-               "copy_file_range,mmap"
-
-
-# LeakSanitizer cannot run under ptrace.
-NO_LSAN_ENV = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
-
-
-def strace_writes(log, image_path):
-    """(opens for writing as [(path, flags)], [(syscall, fd path, offset, size)] of writes to the image)."""
-    import re
-    opens, writes = [], []
-    for line in log.splitlines():
-        m = re.search(r'\b(openat|open|creat)\((?:AT_FDCWD(?:<[^>]*>)?, )?"([^"]*)", ([A-Z_|]+)', line)
-        if m and re.search(r"O_RDWR|O_WRONLY|O_CREAT|O_TRUNC", m.group(3)):
-            opens.append((m.group(2), m.group(3)))
-        m = re.search(r"\b(write|pwrite64|writev|pwritev2?|ftruncate|fallocate)\((\d+)<([^>]*)>, .*?(\d+)\)\s+=", line)
-        if m and m.group(3) == str(image_path):
-            args = line.split(", ")
-            size = int(args[-2]) if m.group(1) == "pwrite64" else -1
-            offset = int(m.group(4)) if m.group(1) == "pwrite64" else -1
-            writes.append((m.group(1), m.group(3), offset, size))
-        m = re.search(r"\bmmap\(.*PROT_WRITE.*MAP_SHARED, (\d+)<([^>]*)>", line)
-        if m and m.group(2) == str(image_path):
-            writes.append(("mmap", m.group(2), -1, -1))
-    return opens, writes
-
-
-def assert_only_gpt_writes(writes, image):
-    sectors = image.size // 512
-    first_usable, last_usable = 34, sectors - 34
-    assert writes, "expected GPT writes"
-    for call, _, offset, size in writes:
-        assert call == "pwrite64" and size == 512, (call, offset, size)
-        lba = offset // 512
-        assert offset % 512 == 0 and (lba < first_usable or lba > last_usable), lba
 
 
 def test_cli_never_writes_partition_data(sm, tmp_path):
