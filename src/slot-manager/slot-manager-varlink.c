@@ -8,8 +8,6 @@
 
 #include "slots-interface.h" /* generated: slots_interface_description */
 
-#define IDLE_TIMEOUT_USEC (30ull * 1000000ull)
-
 typedef struct Server {
         const SlotContext *context;
         const SlotAuth *auth;
@@ -203,7 +201,7 @@ static const VarlinkInterface slots_interface = {
         .n_methods = ELEMENTSOF(slots_methods),
 };
 
-int slot_varlink_run(const SlotContext *c, const SlotAuth *auth, const char *listen_path) {
+int slot_varlink_run(const SlotContext *c, const SlotAuth *auth, const char *listen_path, uint64_t idle_usec) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(varlink_server_freep) VarlinkServer *server = NULL;
         Server s = { .context = c, .auth = auth };
@@ -236,7 +234,7 @@ int slot_varlink_run(const SlotContext *c, const SlotAuth *auth, const char *lis
                 if (r == 0)
                         return log_error_errno(SYNTHETIC_ERRNO(EBADF),
                                                "No socket passed by systemd; use --listen=PATH to run by hand.");
-                r = varlink_server_set_exit_on_idle(server, IDLE_TIMEOUT_USEC);
+                r = varlink_server_set_exit_on_idle(server, idle_usec);
                 if (r < 0)
                         return log_error_errno(r, "Failed to set the idle timeout: %m");
         }

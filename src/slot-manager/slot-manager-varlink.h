@@ -14,5 +14,6 @@ typedef struct SlotAuth {
 
 bool slot_auth_allows(const SlotAuth *a, uid_t uid, gid_t gid);
 
-/* Serves io.switchyard.Slots on the sockets passed by systemd, or on listen_path; exits when idle. */
-int slot_varlink_run(const SlotContext *c, const SlotAuth *auth, const char *listen_path);
+/* Serves io.switchyard.Slots on the sockets passed by systemd (exiting after idle_usec without a
+ * connection), or on listen_path (until terminated). */
+int slot_varlink_run(const SlotContext *c, const SlotAuth *auth, const char *listen_path, uint64_t idle_usec);

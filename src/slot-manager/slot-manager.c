@@ -15,6 +15,7 @@ static const char *arg_esp;
 static const char *arg_cmdline;
 static const char *arg_root;
 static const char *arg_listen;
+static uint64_t arg_idle_usec = 30ull * 1000000ull;
 static bool arg_json;
 static int arg_priority = -1, arg_tries = -1, arg_successful = -1;
 static SlotAuth arg_auth;
@@ -45,6 +46,7 @@ static void help(void) {
                "     --tries=N           For set: tries 0-15\n"
                "     --successful=0|1    For set: successful flag\n"
                "     --listen=PATH       For varlink: listen on PATH instead of socket activation\n"
+               "     --idle-timeout=SEC  For varlink: exit after SEC idle seconds when socket-activated (default 30)\n"
                "     --allow-user=USER   For varlink: also allow USER (name or uid) to change slots\n"
                "     --allow-group=GROUP For varlink: also allow GROUP (name or gid) to change slots\n"
                "     --usr-type=GUID     Partition type of the slots (default " USR_TYPE_GUID ")\n",
@@ -137,6 +139,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_ALLOW_USER,
                 ARG_ALLOW_GROUP,
                 ARG_USR_TYPE,
+                ARG_IDLE_TIMEOUT,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -153,6 +156,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "allow-user", required_argument, NULL, ARG_ALLOW_USER },
                 { "allow-group", required_argument, NULL, ARG_ALLOW_GROUP },
                 { "usr-type", required_argument, NULL, ARG_USR_TYPE },
+                { "idle-timeout", required_argument, NULL, ARG_IDLE_TIMEOUT },
                 {}
         };
         int c, r;
@@ -208,6 +212,14 @@ static int parse_argv(int argc, char *argv[]) {
                                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid --usr-type=%s: not a GUID.",
                                                        optarg);
                         break;
+                case ARG_IDLE_TIMEOUT: {
+                        uint32_t sec;
+                        if (safe_atou32(optarg, &sec) < 0 || sec == 0 || sec > 86400)
+                                return log_error_errno(SYNTHETIC_ERRNO(ERANGE),
+                                                       "Invalid --idle-timeout=%s: expected 1-86400 seconds.", optarg);
+                        arg_idle_usec = (uint64_t) sec * 1000000ull;
+                        break;
+                }
                 default:
                         return -EINVAL;
                 }
@@ -315,7 +327,7 @@ static int run(int argc, char *argv[]) {
         SlotId s;
 
         if (streq(verb, "varlink"))
-                return slot_varlink_run(&c, &arg_auth, arg_listen);
+                return slot_varlink_run(&c, &arg_auth, arg_listen, arg_idle_usec);
 
         if (streq(verb, "status") || streq(verb, "next") || streq(verb, "boot-select") || streq(verb, "rollback") ||
             streq(verb, "repair")) {

@@ -259,3 +259,23 @@ def test_service_never_writes_booted_slot(sm, sockdir):
     assert not any("vmlinuz-a" in path for path, _ in opens)
     assert_only_gpt_writes(writes, sm.image)
     assert (sm.esp / "flatcar" / "vmlinuz-a").read_bytes() == b"booted kernel"
+
+
+def test_socket_activation_and_idle_exit(sm, sockdir):
+    """Started by a systemd-style activator with the socket as fd 3; exits when idle and is started again."""
+    import time
+    from activator import Activator
+    sm.boot("a")
+    path = os.path.join(sockdir, "io.switchyard.Slots")
+    log = os.path.join(sockdir, "service.log")
+    with Activator(path, sm.args("varlink", "--idle-timeout=1"), log_path=log, mode=0o666) as a:
+        with varlink.Client(path) as c:
+            assert c.call("io.switchyard.Slots.GetStatus", {})["booted"] == "a"
+            assert c.call("io.switchyard.Slots.SetNext", {"slot": "b"}) == {"slot": "b"}
+        deadline = time.monotonic() + 20
+        while not a.exit_codes and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert a.exit_codes == [0], open(log).read()
+        with varlink.Client(path) as c:
+            assert c.call("io.switchyard.Slots.GetStatus", {})["next"] == "b"
+        assert a.starts == 2
