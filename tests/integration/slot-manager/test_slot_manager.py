@@ -50,6 +50,32 @@ def test_status_finds_slots_anywhere(program, tmp_path):
     assert st["slots"][1]["size"] == 6 << 20
 
 
+def test_slots_at_other_numbers_and_sizes(program, tmp_path):
+    """B before A, at partition numbers 2 and 7, of different sizes: found by type and label; cgpt agrees."""
+    path = tmp_path / "odd.img"
+    with open(path, "wb") as f:
+        f.truncate(16 << 20)
+    script = "\n".join([
+        "label: gpt", "unit: sectors", "first-lba: 34",
+        f"{path}2 : start=2048, size=4096, type={diskimage.TYPE_USR}, name=\"USR-B\", uuid={diskimage.USR_B_PARTUUID}",
+        f"{path}5 : start=8192, size=2048, type={diskimage.TYPE_DATA}, name=\"USR-A\"",
+        f"{path}7 : start=12288, size=8192, type={diskimage.TYPE_USR}, name=\"USR-A\", uuid={diskimage.USR_A_PARTUUID},"
+        " attrs=\"GUID:48,56\"", ""])
+    subprocess.run(["sfdisk", "--no-reread", "--no-tell-kernel", "-q", str(path)], input=script, text=True,
+                   check=True, capture_output=True)
+    sm = SlotManager(program("slot-manager"), diskimage.FlatcarImage(path, 16 << 20, {}), tmp_path)
+    sm.cmdline.write_text(f"verity.usr=PARTUUID={diskimage.USR_A_PARTUUID}\n")
+    st = sm.status()
+    a, b = st["slots"]
+    assert (a["partition"], a["size"], a["offset"]) == (7, 8192 * 512, 12288 * 512)
+    assert (b["partition"], b["size"], b["offset"]) == (2, 4096 * 512, 2048 * 512)
+    assert st["booted"] == "a" and st["next"] == "a"
+    sm.run("set-next", "b")
+    assert cgpt_fields(path, 2) == (2, 1, 0)
+    assert cgpt_fields(path, 7) == (1, 0, 1)
+    assert cgpt_fields(path, 5) == (0, 0, 0)
+
+
 @pytest.mark.parametrize("priority,tries,successful", [(0, 0, 0), (1, 0, 1), (2, 1, 0), (15, 15, 1), (7, 3, 0)])
 def test_we_read_what_cgpt_writes(sm, priority, tries, successful):
     need_tool("cgpt")
