@@ -96,6 +96,8 @@ static int method_get_status(VarlinkCall *call, json_t *params, VarlinkCallFlags
         json_t *j = NULL;
         int r;
 
+        slot_error_clear(); /* a failure recorded by an earlier call is not this call's */
+
         if (no_extra_params(call, params, NULL) < 0)
                 return 0;
         r = ops_status(s->context, &j);
@@ -109,6 +111,8 @@ static int method_set_next(VarlinkCall *call, json_t *params, VarlinkCallFlags f
         Server *s = varlink_call_get_userdata(call);
         SlotId slot;
         int r;
+
+        slot_error_clear(); /* a failure recorded by an earlier call is not this call's */
 
         if (check_auth(call, s) < 0 || no_extra_params(call, params, allowed) < 0 ||
             parse_slot_param(call, params, false, &slot) < 0)
@@ -125,6 +129,8 @@ static int method_mark_good(VarlinkCall *call, json_t *params, VarlinkCallFlags 
         SlotId slot;
         int r;
 
+        slot_error_clear(); /* a failure recorded by an earlier call is not this call's */
+
         if (check_auth(call, s) < 0 || no_extra_params(call, params, allowed) < 0 ||
             parse_slot_param(call, params, true, &slot) < 0)
                 return 0;
@@ -138,6 +144,8 @@ static int method_rollback(VarlinkCall *call, json_t *params, VarlinkCallFlags f
         Server *s = varlink_call_get_userdata(call);
         SlotId slot;
         int r;
+
+        slot_error_clear(); /* a failure recorded by an earlier call is not this call's */
 
         if (check_auth(call, s) < 0 || no_extra_params(call, params, NULL) < 0)
                 return 0;
@@ -153,6 +161,8 @@ static int method_open_inactive(VarlinkCall *call, json_t *params, VarlinkCallFl
         InactiveSlot in;
         bool want_kernel = true;
         int r;
+
+        slot_error_clear(); /* a failure recorded by an earlier call is not this call's */
 
         if (check_auth(call, s) < 0 || no_extra_params(call, params, allowed) < 0)
                 return 0;
