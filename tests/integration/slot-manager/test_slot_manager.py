@@ -387,3 +387,16 @@ def test_block_device(sm):
         assert cgpt_fields(image.path, B) == (2, 1, 0)
     finally:
         subprocess.run([losetup, "-d", dev], capture_output=True)
+
+
+def test_concurrent_writers_serialize(sm):
+    """Many writers at once (the service and a CLI call, say): the disk lock keeps every table whole."""
+    procs = [subprocess.Popen(sm.args("set", "b" if i % 2 else "a", f"--priority={i}", f"--tries={15 - i}"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(12)]
+    for p in procs:
+        assert p.wait(60) == 0, p.stderr.read()
+    st = sm.status()
+    assert st["gpt"] == {"primary": "ok", "backup": "ok", "in_use": "primary"}
+    for slot in st["slots"]:
+        assert slot["priority"] + slot["tries"] == 15
+    assert sfdisk_attrs(sm.image.path)[4] == int(st["slots"][1]["attributes"], 16)
