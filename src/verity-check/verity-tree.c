@@ -392,6 +392,7 @@ typedef struct Pass {
         uint8_t *parent; /* digests: written when formatting, compared when verifying */
         bool verify;
         uint64_t chunk_blocks;
+        unsigned threads;
         atomic_bool *cancel;
 
         atomic_uint_fast64_t next_chunk;
@@ -447,6 +448,13 @@ static void *pass_worker(void *userdata) {
                 if (p->mem)
                         src = p->mem + first * p->block_size;
                 else {
+                        /* Ask for the chunk this thread will probably take next while it hashes this one. */
+                        uint64_t ahead = first + (uint64_t) p->threads * p->chunk_blocks;
+                        if (ahead < p->n_blocks)
+                                (void) posix_fadvise(p->slot->fd,
+                                                     (off_t) (p->slot->offset + p->src_pos + ahead * p->block_size),
+                                                     (off_t) (MIN(p->chunk_blocks, p->n_blocks - ahead) * p->block_size),
+                                                     POSIX_FADV_WILLNEED);
                         int r = read_exact(p->slot, buf, n * p->block_size, p->src_pos + first * p->block_size);
                         if (r < 0) {
                                 pass_fail(p, r, first);
@@ -507,6 +515,10 @@ static int pass_run(Pass *p, unsigned threads, ProgressState *progress, uint64_t
         threads = MAX(1u, MIN(threads, (unsigned) ELEMENTSOF(tids)));
         if ((uint64_t) threads > DIV_ROUND_UP(p->n_blocks, p->chunk_blocks))
                 threads = (unsigned) MAX((uint64_t) 1, DIV_ROUND_UP(p->n_blocks, p->chunk_blocks));
+        p->threads = threads;
+        if (!p->mem)
+                (void) posix_fadvise(p->slot->fd, (off_t) (p->slot->offset + p->src_pos),
+                                     (off_t) (p->n_blocks * p->block_size), POSIX_FADV_SEQUENTIAL);
         if (pthread_mutex_init(&p->lock, NULL) != 0)
                 return -ENOMEM;
         if (pthread_cond_init(&p->cond, NULL) != 0) {
