@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <systemd/sd-event.h>
 
 #include "hash.h"
@@ -272,6 +273,18 @@ int verity_varlink_run(const char *listen_path) {
         r = sd_event_default(&event);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate event loop: %m");
+        /* SIGTERM/SIGINT end the loop cleanly; blocked before any hashing thread exists, so they inherit it. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
+                return log_error_errno(SYNTHETIC_ERRNO(EIO), "Failed to block SIGTERM/SIGINT.");
+        r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
         r = varlink_server_new(&server, event, &info, event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create varlink server: %m");

@@ -29,7 +29,7 @@ def service(tmp_path, program):
             proc.kill()
             proc.wait()
         err = proc.stderr.read()
-        assert "AddressSanitizer" not in err and "runtime error" not in err, err
+        assert proc.returncode == 0 and "Sanitizer" not in err and "runtime error" not in err, err
 
 
 @pytest.fixture
