@@ -247,7 +247,7 @@ static int slot_fill(int fd, uint64_t offset, uint64_t size, VeritySlot *ret) {
         else
                 return -EBADFD;
 
-        if (offset > total)
+        if (offset > total || (size != UINT64_MAX && size > total - offset))
                 return -ERANGE;
         *ret = (VeritySlot) {
                 .fd = fd,
@@ -255,8 +255,6 @@ static int slot_fill(int fd, uint64_t offset, uint64_t size, VeritySlot *ret) {
                 .size = size == UINT64_MAX ? total - offset : size,
                 .growable = S_ISREG(st.st_mode) && size == UINT64_MAX,
         };
-        if (size != UINT64_MAX && (size > total - offset) && !S_ISREG(st.st_mode))
-                return -ERANGE;
         return 0;
 }
 

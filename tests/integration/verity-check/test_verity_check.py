@@ -296,6 +296,10 @@ def test_bad_inputs(formatted, vc, tmp_path):
 
     line = one_error_line(vc("verify", tmp_path / "missing.img", f"--root-hash={root}", check=False))
     assert "missing.img" in line
+    line = one_error_line(vc("verify", img, f"--root-hash={root}", f"--size={30000 * BS}", check=False))
+    assert "smaller than --offset/--size" in line
+    line = one_error_line(vc("verify", img, "--root-hash=" + root, "--frobnicate", check=False))
+    assert "frobnicate" in line
 
     line = one_error_line(vc("format", img, "--salt=abc", check=False))
     assert "--salt" in line
@@ -303,6 +307,24 @@ def test_bad_inputs(formatted, vc, tmp_path):
     assert "30000 data blocks need" in line
     line = one_error_line(vc("format", img, "--data-blocks=20000", f"--hash-offset={100 * BS}", check=False))
     assert "overlaps" in line
+
+
+def test_help_version_and_fd(formatted, program):
+    img, root = formatted
+    vc = str(program("verity-check"))
+    out = run([vc, "--help"]).stdout
+    for word in ("verify", "format", "root-hash", "status", "varlink", "--hash-offset", "--embed-into"):
+        assert word in out
+    assert run([vc, "--version"]).stdout.startswith("verity-check ")
+    # A descriptor instead of a path, as a caller that opened the slot itself would pass it.
+    fd = os.open(img, os.O_RDONLY)
+    try:
+        p = subprocess.run([vc, "verify", f"--data-fd={fd}", f"--root-hash={root}", f"--hash-offset={20000 * BS}",
+                            "--json"], pass_fds=[fd], capture_output=True, text=True)
+    finally:
+        os.close(fd)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["root_hash"] == root
 
 
 # ---- root hash in the kernel and on the command line ----
