@@ -86,16 +86,23 @@ def flip(path, pos):
 
 # ---- veritysetup compatibility ----
 
-def test_veritysetup_tree_verified(tmp_path, vc, veritysetup):
+@pytest.mark.parametrize("extra", [[], ["--hash=sha512"], ["--hash=sha1"], ["--hash-block-size=1024"],
+                                   ["--data-block-size=1024", "--hash-block-size=512"]])
+def test_veritysetup_tree_verified(tmp_path, vc, veritysetup, extra):
     img = tmp_path / "slot.img"
     write_data(img, 3000)
-    info = vs_format(veritysetup, img, 3000, 3000 * BS)
+    info = vs_format(veritysetup, img, 3000, 3000 * BS, *extra)
     root = info["Root hash"]
     p, j = verify_json(vc, img, f"--root-hash={root}", f"--hash-offset={3000 * BS}")
     assert p.returncode == 0, p.stderr
     assert j["verified"] is True and j["root_hash"] == root
     assert j["data_blocks"] == 3000 and j["hash_offset"] == 3000 * BS
-    assert j["salt"] == info["Salt"] and j["uuid"] == info["UUID"]
+    assert j["salt"] == info["Salt"] and j["uuid"] == info["UUID"] and j["algorithm"] == info["Hash algorithm"]
+    # A damaged block is found in these layouts too.
+    flip(img, 2999 * int(info["Data block size"]) + 1)
+    p, j = verify_json(vc, img, f"--root-hash={root}", f"--hash-offset={3000 * BS}")
+    assert j["error"] == "Corrupted" and j["area"] == "data" and j["block"] == 2999
+    flip(img, 2999 * int(info["Data block size"]) + 1)
     # Upper-case input is the same hash.
     vc("verify", img, f"--root-hash={root.upper()}", f"--hash-offset={3000 * BS}")
 
