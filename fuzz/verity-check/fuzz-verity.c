@@ -6,8 +6,8 @@
 
 #include "hash.h"
 #include "log.h"
-#include "verity-fs.h"
-#include "verity-tree.h"
+#include "verity-check-fs.h"
+#include "verity-check-tree.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

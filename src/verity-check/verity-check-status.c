@@ -9,7 +9,7 @@
 #include "hash.h"
 #include "log.h"
 #include "verity-check-status.h"
-#include "verity-roothash.h"
+#include "verity-check-roothash.h"
 
 VerityStatus *verity_status_free(VerityStatus *s) {
         if (!s)

@@ -9,8 +9,8 @@
 #include "log.h"
 #include "varlink.h"
 #include "verity-check-varlink.h"
-#include "verity-roothash.h"
-#include "verity-tree.h"
+#include "verity-check-roothash.h"
+#include "verity-check-tree.h"
 #include "verity-varlink-idl.h"
 
 #define IDLE_EXIT_USEC (30ULL * 1000000ULL)

@@ -11,8 +11,8 @@
 #include "log.h"
 #include "verity-check-status.h"
 #include "verity-check-varlink.h"
-#include "verity-roothash.h"
-#include "verity-tree.h"
+#include "verity-check-roothash.h"
+#include "verity-check-tree.h"
 
 static uint64_t arg_offset = 0;
 static uint64_t arg_size = UINT64_MAX;

@@ -14,8 +14,8 @@
 #include "fileio.h"
 #include "hash.h"
 #include "log.h"
-#include "verity-fs.h"
-#include "verity-tree.h"
+#include "verity-check-fs.h"
+#include "verity-check-tree.h"
 
 static const char signature[8] = { 'v', 'e', 'r', 'i', 't', 'y', 0, 0 };
 

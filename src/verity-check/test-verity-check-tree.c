@@ -4,7 +4,7 @@
 #include <fcntl.h>
 
 #include "hash.h"
-#include "verity-tree.h"
+#include "verity-check-tree.h"
 
 static void test_flatcar_geometry(void **state) {
         VerityGeometry g;

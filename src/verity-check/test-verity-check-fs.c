@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "test-helpers.h"
 
-#include "verity-fs.h"
+#include "verity-check-fs.h"
 
 static void put32(uint8_t *p, uint32_t v) {
         for (unsigned i = 0; i < 4; i++)

@@ -3,7 +3,7 @@
 #include <ctype.h>
 #include <sys/stat.h>
 
-#include "verity-roothash.h"
+#include "verity-check-roothash.h"
 
 static const char *const arch_table[_KERNEL_ARCH_MAX] = {
         [KERNEL_ARCH_AMD64] = "amd64",

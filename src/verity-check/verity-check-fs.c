@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "verity-fs.h"
+#include "verity-check-fs.h"
 
 static uint16_t le16(const uint8_t *p) {
         return (uint16_t) (p[0] | p[1] << 8);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "test-helpers.h"
 
-#include "verity-roothash.h"
+#include "verity-check-roothash.h"
 
 #define H "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define HU "ABCDEF6789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
