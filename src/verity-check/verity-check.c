@@ -40,7 +40,8 @@ static int help(void) {
                "Checks an A/B /usr slot against its dm-verity hash tree, formats trees like Flatcar's\n"
                "image build (veritysetup format 1), and finds the expected root hash.\n\n"
                "Commands:\n"
-               "  verify SLOT             Check every data block of SLOT (file or block device)\n"
+               "  verify [SLOT]           Check every data block of SLOT (file or block device;\n"
+               "                          with --slot=a|b, default /dev/disk/by-partlabel/USR-A|B)\n"
                "  format SLOT             Write superblock and hash tree, print the root hash\n"
                "  root-hash               Print the expected root hash (--kernel, --cmdline or --slot)\n"
                "  status                  Is /usr verity-mapped, with which hash, does it match the kernel?\n"
@@ -399,6 +400,16 @@ static int verb_verify(const char *path) {
         root_size = strlen(hex) / 2;
         if (hex_decode(hex, root, root_size) < 0)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Expected root hash %s is not hex.", hex);
+        /* "verify --slot=b": the partition labelled USR-B, checked against the kernel of slot B. */
+        _cleanup_free_ char *by_label = NULL;
+        if (!path && arg_data_fd < 0 && arg_slot) {
+                char label[] = "/dev/disk/by-partlabel/USR-A";
+                label[strlen(label) - 1] = (char) (arg_slot[0] & ~0x20);
+                by_label = path_join_root(arg_root, label);
+                if (!by_label)
+                        return log_oom();
+                path = by_label;
+        }
         r = open_slot(path, false, &slot);
         if (r < 0)
                 return r;

@@ -384,6 +384,14 @@ def test_cmdline_and_esp(tmp_path, vc):
     vc("format", img, "--data-blocks=600", f"--embed-into={esp / 'flatcar' / 'vmlinuz-b'}")
     kroot = vc("root-hash", f"--esp={esp}", "--slot=b").stdout.strip()
     vc("verify", img, f"--esp={esp}", "--slot=B", f"--hash-offset={600 * BS}")
+    # Without a SLOT path, --slot=b also names the partition: USR-B by GPT label (below --root here).
+    fakeroot = tmp_path / "root"
+    (fakeroot / "dev" / "disk" / "by-partlabel").mkdir(parents=True)
+    (fakeroot / "dev" / "disk" / "by-partlabel" / "USR-B").symlink_to(img)
+    shutil.copytree(esp, fakeroot / "boot")
+    j = json.loads(vc("verify", f"--root={fakeroot}", "--slot=b", f"--hash-offset={600 * BS}", "--json").stdout)
+    assert j["verified"] and j["root_hash"] == kroot
+    assert j["root_hash_source"] == f"kernel:{fakeroot}/boot/flatcar/vmlinuz-b"
     # The command line still names the old tree: the new one does not match it.
     if kroot != root:
         p, j = verify_json(vc, img, f"--cmdline={cmdline}", f"--hash-offset={600 * BS}")
