@@ -159,7 +159,7 @@ static void on_disconnect(VarlinkCall *c, void *userdata) {
 static int method_verify(VarlinkCall *call, json_t *parameters, VarlinkCallFlags flags, void *userdata) {
         _cleanup_(job_freep) Job *j = NULL;
         const char *root_hash = NULL, *arch_s = NULL;
-        int64_t data = -1, kernel = -1;
+        int64_t data = -1, kernel = INT64_MIN; /* INT64_MIN: absent or null */
         uint64_t offset = 0, size = UINT64_MAX, hash_offset = UINT64_MAX;
         KernelArch arch = _KERNEL_ARCH_INVALID;
         sd_event *event = userdata;
@@ -169,7 +169,7 @@ static int method_verify(VarlinkCall *call, json_t *parameters, VarlinkCallFlags
                 return varlink_call_error_invalid_parameter(call, "data");
         if (json_get_string(parameters, "root_hash", &root_hash) < 0 || (root_hash && root_hash_validate(root_hash) < 0))
                 return varlink_call_error_invalid_parameter(call, "root_hash");
-        if (json_get_int(parameters, "kernel", &kernel) < 0 || (json_object_get(parameters, "kernel") && kernel < 0))
+        if (json_get_int(parameters, "kernel", &kernel) < 0 || (kernel != INT64_MIN && kernel < 0))
                 return varlink_call_error_invalid_parameter(call, "kernel");
         if (json_get_string(parameters, "arch", &arch_s) < 0 || (arch_s && (arch = kernel_arch_from_string(arch_s)) < 0))
                 return varlink_call_error_invalid_parameter(call, "arch");
@@ -180,7 +180,7 @@ static int method_verify(VarlinkCall *call, json_t *parameters, VarlinkCallFlags
                 return varlink_call_error_invalid_parameter(call, "offset");
         if (json_get_uint(parameters, "size", &size) < 0 || size == 0)
                 return varlink_call_error_invalid_parameter(call, "size");
-        if (!root_hash == (kernel < 0))
+        if (!root_hash == (kernel == INT64_MIN))
                 return varlink_call_error(call, "io.switchyard.Verity.NoRootHash",
                                           json_pack("{s:s}", "reason", root_hash ? "give root_hash or kernel, not both"
                                                                                  : "give root_hash or kernel"));
@@ -193,7 +193,7 @@ static int method_verify(VarlinkCall *call, json_t *parameters, VarlinkCallFlags
         j->hash_offset = hash_offset;
         atomic_init(&j->cancel, false);
 
-        if (kernel >= 0) {
+        if (kernel != INT64_MIN) {
                 int kfd = varlink_call_peek_fd(call, (size_t) kernel);
                 if (kfd < 0)
                         return varlink_call_error_invalid_parameter(call, "kernel");

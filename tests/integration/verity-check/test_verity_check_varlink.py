@@ -67,7 +67,9 @@ def test_verify_with_progress(service, slot):
     # Without "more": just the answer.
     fd = os.open(img, os.O_RDONLY)
     try:
-        r = verify(sock, {"data": 0, "root_hash": root.upper(), "hash_offset": 40000 * BS}, [fd])
+        # Optional parameters given as null count as absent.
+        r = verify(sock, {"data": 0, "root_hash": root.upper(), "hash_offset": 40000 * BS, "kernel": None,
+                          "arch": None, "offset": None, "size": None}, [fd])
     finally:
         os.close(fd)
     assert r["root_hash"] == root
@@ -122,7 +124,9 @@ def test_errors_and_keeps_serving(service, slot, tmp_path):
                              ({"data": 5, "root_hash": root}, "data"),
                              ({"data": 0, "root_hash": root, "arch": "mips"}, "arch"),
                              ({"data": 0, "root_hash": root, "hash_offset": 1000}, "hash_offset"),
-                             ({"data": "zero", "root_hash": root}, "data")]:
+                             ({"data": "zero", "root_hash": root}, "data"),
+                             ({"data": 0, "kernel": -1}, "kernel"),
+                             ({"data": 0, "root_hash": root, "size": 0}, "size")]:
             with pytest.raises(varlink.VarlinkError) as e:
                 verify(sock, params, [fd])
             assert e.value.name == "org.varlink.service.InvalidParameter"
