@@ -57,7 +57,8 @@ static int query_mapping(VerityStatus *s, const char *name) {
         crypt_set_log_callback(NULL, cryptsetup_log, NULL);
         st = crypt_status(NULL, name);
         if (st == CRYPT_INVALID) {
-                s->dm_error = strdup("device-mapper did not answer a status query");
+                s->dm_error = strdup(geteuid() != 0 ? "device-mapper did not answer a status query (it needs root)"
+                                                    : "device-mapper did not answer a status query");
                 return 0;
         }
         if (st == CRYPT_INACTIVE)
