@@ -301,7 +301,8 @@ static int write_payload(Manifest *m, int blob_fd, uint64_t blob_size, EVP_PKEY 
                 sig_op->has_data_offset = sig_op->has_data_length = true;
                 sig_op->data_offset = (uint32_t) blob_size;
                 sig_op->data_length = (uint32_t) sig_size;
-                memcpy(noops, saved_noops, saved_n * sizeof *noops);
+                if (saved_n > 0)
+                        memcpy(noops, saved_noops, saved_n * sizeof *noops);
                 noops[saved_n] = sig_op;
                 m->noop_operations = noops;
                 m->n_noop_operations = saved_n + 1;
