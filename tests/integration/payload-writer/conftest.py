@@ -14,6 +14,14 @@ def keys(tmp_path_factory):
     return K
 
 
+@pytest.fixture(scope="session")
+def pw_session(build_dir):
+    p = build_dir / "src/payload-writer/payload-writer"
+    if not p.exists():
+        pytest.fail(f"payload-writer was not built at {p}")
+    return p
+
+
 @pytest.fixture
 def pw(program):
     return program("payload-writer")
