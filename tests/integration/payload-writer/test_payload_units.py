@@ -47,6 +47,7 @@ def test_systemd_accepts_units(units):
     # The binary is not installed at its final path in a build tree; everything else must be clean.
     problems = [l for l in p.stderr.splitlines() if l.strip() and "is not executable" not in l]
     assert problems == []
-    p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=2",
+    p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=10",
                         str(units / "payload-writer.service")], capture_output=True, text=True)
+    # exit status is non-zero when the exposure (x10) is above the threshold: 1.0 "SAFE"
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr
