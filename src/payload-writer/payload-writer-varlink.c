@@ -336,7 +336,17 @@ int payload_writer_varlink_run(const char *listen, char *const *key_paths, size_
         }
         r = sd_event_loop(event);
         if (s.job) {
+                bool done;
                 s.job->cancel = 1;
+                pthread_mutex_lock(&s.job->lock);
+                done = s.job->done;
+                pthread_mutex_unlock(&s.job->lock);
+                if (!done) {
+                        /* The thread may sit in a read() on a stalled payload stream; leave it to process
+                         * exit. Its checkpoint only ever names durable work, so the next call resumes. */
+                        log_warning("Stopping with an apply in progress.");
+                        return r;
+                }
                 (void) pthread_join(s.job->thread, NULL);
                 s.job = job_free(s.job);
         }
