@@ -253,3 +253,19 @@ def test_caller_vanishes_service_keeps_serving(service, signed, tmp_path):
     assert proc.poll() is None
     os.close(tfd)
     os.close(kfd)
+
+
+def test_socket_activation(pw, keys, tmp_path, signed):
+    from activator import Activator
+    sock = tmp_path / "run" / "io.switchyard.PayloadWriter"
+    with Activator(sock, [pw, "varlink", f"--keys={keys.trusted[1]}"], log_path=tmp_path / "log") as a:
+        r, t = feed(signed.payload)
+        tfd, kfd = targets(tmp_path)
+        with varlink.Client(str(sock)) as c:
+            reply = c.call("io.switchyard.PayloadWriter.Apply", {"payload": 0, "target": 1, "kernel": 2},
+                           fds=[r, tfd, kfd])
+        for fd in (r, tfd, kfd):
+            os.close(fd)
+        t.join()
+        assert reply["payload_sha256"] == signed.sha
+        assert a.starts == 1
