@@ -551,14 +551,15 @@ int payload_sign(const char *input, const char *output, char **key_paths, size_t
         if (r < 0)
                 return r;
         /* The old signature blob is discarded; the input must end right after it. */
-        if (old_sig > 0) {
-                _cleanup_free_ uint8_t *skip = malloc(old_sig + 1);
-                if (!skip)
-                        return log_oom();
-                n = loop_read(fd, skip, old_sig + 1);
-                if (n != (ssize_t) old_sig)
-                        log_warning("%s: old signature blob is %zd bytes, the manifest said %" PRIu64 ".", input, n,
-                                    old_sig);
+        _cleanup_free_ uint8_t *rest = malloc(old_sig + 1);
+        if (!rest)
+                return log_oom();
+        n = loop_read(fd, rest, old_sig + 1);
+        if (n != (ssize_t) old_sig) {
+                (void) unlink(output);
+                return log_error_errno(SYNTHETIC_ERRNO(EBADMSG),
+                                       "%s: %zd bytes follow the operation data, the manifest says %" PRIu64
+                                       " (signature blob); not signing it.", input, n, old_sig);
         }
         return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <fcntl.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <sys/stat.h>
@@ -78,6 +79,8 @@ static int add_file(TrustedKeys *k, int dirfd, const char *name, const char *dis
                 added++;
         }
         fclose(f);
+        /* The loop ends on the PEM reader's "no start line": not an error worth keeping around. */
+        ERR_clear_error();
         if (added == 0)
                 return log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "Key file %s holds no PEM public key.", display);
         return added;

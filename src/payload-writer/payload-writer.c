@@ -25,7 +25,7 @@ static struct {
         size_t n_keys;
         char *signing_keys[MAX_KEYS];
         size_t n_signing_keys;
-        bool insecure, json, no_progress;
+        bool insecure, json, no_progress, varlink;
         ResumeInput resume_input;
         bool resume_input_set;
         /* generate */
@@ -52,7 +52,8 @@ static void help(void) {
                "  generate --image=IMG       Write a full payload to --output\n"
                "  sign --key=K.pem IN        Sign (or re-sign) a payload into --output\n"
                "  inspect PAYLOAD            Show header, manifest, sizes, hashes and signatures\n"
-               "  varlink                    Serve io.switchyard.PayloadWriter (socket activation or --listen)\n\n"
+               "  varlink                    Serve io.switchyard.PayloadWriter (socket activation or --listen;\n"
+               "                             also --varlink)\n\n"
                "Apply options:\n"
                "  --target=PATH              /usr target: image file or block device\n"
                "  --target-fd=N              /usr target as an inherited file descriptor\n"
@@ -106,6 +107,7 @@ enum {
         ARG_KEY,
         ARG_JSON,
         ARG_LISTEN,
+        ARG_VARLINK,
 };
 
 static int parse_fd(const char *s, int *ret) {
@@ -143,6 +145,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "key", required_argument, NULL, ARG_KEY },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "listen", required_argument, NULL, ARG_LISTEN },
+                { "varlink", no_argument, NULL, ARG_VARLINK },
                 {}
         };
         int c, r;
@@ -219,6 +222,7 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_JSON: arg.json = true; break;
                 case ARG_LISTEN: arg.listen = optarg; break;
+                case ARG_VARLINK: arg.varlink = true; break;
                 default:
                         return -EINVAL;
                 }
@@ -451,6 +455,8 @@ int main(int argc, char *argv[]) {
         r = parse_argv(argc, argv);
         if (r <= 0)
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        if (arg.varlink)
+                return verb_varlink(0, NULL) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         if (optind >= argc) {
                 log_error("No verb given; see --help.");
                 return EXIT_FAILURE;

@@ -10,6 +10,7 @@
 #include "payload-writer-hashstate.h"
 #include "payload-writer-keys.h"
 
+/* The shared fixtures live next to the source tree (../shared), or where SWITCHYARD_SHARED_DIR says. */
 static char *fixture(const char *rel) {
         const char *shared = getenv("SWITCHYARD_SHARED_DIR");
         char *p = NULL;
@@ -17,6 +18,11 @@ static char *fixture(const char *rel) {
                 assert_true(asprintf(&p, "%s/fixtures/%s", shared, rel) > 0);
         else
                 assert_true(asprintf(&p, "%s/%s", FIXTURES_DIR, rel) > 0);
+        if (access(p, F_OK) < 0) {
+                print_message("fixture %s not found (set SWITCHYARD_SHARED_DIR)\n", p);
+                free(p);
+                skip();
+        }
         return p;
 }
 

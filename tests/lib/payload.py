@@ -138,3 +138,32 @@ def procedure(type_, ops, new_info):
 
 def container(manifest_bytes, blobs, signature_blob=b""):
     return b"CrAU" + struct.pack(">QQ", 1, len(manifest_bytes)) + manifest_bytes + blobs + signature_blob
+
+
+# --- pytest fixtures for the payload-writer tests (import them into a test module) ---
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    """Two RSA-2048 key pairs made with openssl: .trusted and .untrusted, each (private, public)."""
+    d = tmp_path_factory.mktemp("keys")
+
+    class K:
+        trusted = make_rsa_key(str(d), "trusted")
+        untrusted = make_rsa_key(str(d), "untrusted")
+    return K
+
+
+@pytest.fixture(scope="session")
+def pw_session(build_dir):
+    p = build_dir / "src/payload-writer/payload-writer"
+    if not p.exists():
+        pytest.fail(f"payload-writer was not built at {p}")
+    return p
+
+
+@pytest.fixture
+def pw(pw_session):
+    return pw_session

@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 import payload as pl
+from payload import keys, pw, pw_session  # noqa: F401 (fixtures)
 
 CHUNK = 64 * 1024
 N_CHUNKS = 4

@@ -12,6 +12,7 @@ import time
 import pytest
 
 import payload as pl
+from payload import keys, pw, pw_session  # noqa: F401 (fixtures)
 
 CHUNK = 64 * 1024
 

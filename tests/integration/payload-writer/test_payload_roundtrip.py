@@ -7,6 +7,7 @@ import os
 import pytest
 
 import payload as pl
+from payload import keys, pw, pw_session  # noqa: F401 (fixtures)
 
 MiB = 1024 * 1024
 

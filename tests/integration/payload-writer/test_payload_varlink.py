@@ -10,6 +10,7 @@ import threading
 import pytest
 
 import payload as pl
+from payload import keys, pw, pw_session  # noqa: F401 (fixtures)
 
 varlink = pytest.importorskip("varlink", reason="tests/lib/varlink.py has not landed yet")
 
