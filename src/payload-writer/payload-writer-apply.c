@@ -463,7 +463,7 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                                                          "writing the checkpoint failed: %s", strerror(-r));
                 }
                 report(o, rd.pos, total_size, i + 1, n_ops);
-                if (o->cancel && *o->cancel)
+                if (o->cancel && __atomic_load_n(o->cancel, __ATOMIC_RELAXED))
                         return payload_error_set(e, PAYLOAD_DOWNLOAD_INCOMPLETE, ECANCELED,
                                                  "cancelled after operation %" PRIu64, i);
                 if (o->stop_after_operations > 0 && done_this_run >= o->stop_after_operations && i + 1 < n_ops)

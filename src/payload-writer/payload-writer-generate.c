@@ -140,7 +140,7 @@ done:
 }
 
 /* Chunks one input file into ops appended to l, blobs appended to blob_fd at *blob_offset. */
-static int chunk_file(const char *path, const GenerateOptions *o, bool full_last_extent, OpList *l, int blob_fd,
+static int chunk_file(const char *path, const GenerateOptions *o, OpList *l, int blob_fd,
                       uint64_t *blob_offset, uint64_t *ret_size, uint8_t ret_hash[32]) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ uint8_t *in = NULL, *scratch = NULL, *out = NULL;
@@ -179,8 +179,9 @@ static int chunk_file(const char *path, const GenerateOptions *o, bool full_last
                 r = loop_write(blob_fd, data, size);
                 if (r < 0)
                         return log_error_errno(r, "Failed to write temporary blob file: %m");
-                r = op_list_add(l, op_new(type, *blob_offset, size, h, i * chunk_blocks,
-                                          full_last_extent ? chunk_blocks : DIV_ROUND_UP((uint64_t) n, o->block_size)));
+                /* Like delta_generator, a short last chunk still declares a whole chunk of blocks; only
+                 * the blocks its data reaches are written. */
+                r = op_list_add(l, op_new(type, *blob_offset, size, h, i * chunk_blocks, chunk_blocks));
                 if (r < 0)
                         return log_oom();
                 *blob_offset += size;
@@ -413,7 +414,7 @@ int payload_generate(const GenerateOptions *o) {
                 goto finish;
         }
 
-        r = chunk_file(o->image, o, false, &part, blob_fd, &blob, &size, hash);
+        r = chunk_file(o->image, o, &part, blob_fd, &blob, &size, hash);
         if (r < 0)
                 goto finish;
         infos[0] = info_new(size, hash);
@@ -438,7 +439,7 @@ int payload_generate(const GenerateOptions *o) {
         for (size_t k = 0; k < ELEMENTSOF(extra); k++) {
                 if (!extra[k].path)
                         continue;
-                r = chunk_file(extra[k].path, o, true, extra[k].ops, blob_fd, &blob, &size, hash);
+                r = chunk_file(extra[k].path, o, extra[k].ops, blob_fd, &blob, &size, hash);
                 if (r < 0)
                         goto finish;
                 infos[1 + k] = info_new(size, hash);

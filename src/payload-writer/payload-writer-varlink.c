@@ -31,7 +31,7 @@ typedef struct Job {
         pthread_mutex_t lock;
         PayloadProgress progress;
         bool progress_new, done;
-        volatile int cancel;
+        int cancel; /* atomic */
         int r;
         PayloadResult result;
         PayloadError error;
@@ -122,14 +122,14 @@ static int on_job_event(sd_event_source *src, int fd, uint32_t revents, void *us
         j->progress_new = false;
         done = j->done;
         pthread_mutex_unlock(&j->lock);
-        if (news && j->more && !j->cancel) {
+        if (news && j->more && !__atomic_load_n(&j->cancel, __ATOMIC_RELAXED)) {
                 int r = varlink_call_notify(j->call,
                                             json_pack("{s:I, s:I, s:I, s:I, s:i}", "bytes", (json_int_t) p.bytes,
                                                       "total_bytes", (json_int_t) p.total_bytes, "operations",
                                                       (json_int_t) p.operations, "total_operations",
                                                       (json_int_t) p.total_operations, "percent", (int) p.percent));
                 if (r == -ENOTCONN)
-                        j->cancel = 1;
+                        __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
         }
         if (done)
                 return job_finish(s, j);
@@ -139,7 +139,7 @@ static int on_job_event(sd_event_source *src, int fd, uint32_t revents, void *us
 static void on_disconnect(VarlinkCall *c, void *userdata) {
         Job *j = userdata;
         log_info("Caller went away, stopping the apply after the current operation.");
-        j->cancel = 1;
+        __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
 }
 
 /* fd parameter → our own fd, or -EBADF when absent; -EINVAL when malformed. */
@@ -337,7 +337,7 @@ int payload_writer_varlink_run(const char *listen, char *const *key_paths, size_
         r = sd_event_loop(event);
         if (s.job) {
                 bool done;
-                s.job->cancel = 1;
+                __atomic_store_n(&s.job->cancel, 1, __ATOMIC_RELAXED);
                 pthread_mutex_lock(&s.job->lock);
                 done = s.job->done;
                 pthread_mutex_unlock(&s.job->lock);

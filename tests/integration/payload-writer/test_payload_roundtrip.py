@@ -208,3 +208,29 @@ def test_help_and_version(pw):
     v = pl.run(pw, "--version")
     assert v.returncode == 0 and v.stdout.startswith(b"payload-writer ")
     assert pl.run(pw, "bogus").returncode != 0
+
+
+def test_manifest_shape_matches_a_real_flatcar_payload(pw, keys, tmp_path, fixtures_dir):
+    """A one-block extension image gives the same manifest, field for field, as the protoc dump of a real
+    dev-key-signed OEM sysext payload (values that depend on the content masked)."""
+    import re
+    dump = (fixtures_dir / "omaha/real-world/oem-sysext-payload-manifest-dump.txt").read_text()
+    img = tmp_path / "oem.raw"
+    img.write_bytes(image_bytes("text", 4096))
+    out = tmp_path / "oem.gz"
+    pl.run(pw, "generate", "--image", img, "--key", keys.trusted[0], "-o", out, check=True)
+    text = pl.run(pw, "inspect", out, check=True).stdout.decode()
+    ours = text.split("\nManifest:\n", 1)[1]
+
+    def shape(s):
+        lines = []
+        for line in s.splitlines():
+            line = line.strip()
+            if not line or line.startswith("PROBLEM"):
+                continue
+            line = re.sub(r'"(\\.|[^"\\])*"', '"…"', line)
+            line = re.sub(r"^(data_offset|data_length|signatures_offset): \d+$", r"\1: N", line)
+            lines.append(line)
+        return lines
+
+    assert shape(ours) == shape(dump)
