@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <linux/fs.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -25,12 +26,25 @@ typedef struct Reader {
         HashState *hash;
 } Reader;
 
+/* The input may be a non-blocking pipe (a caller's download stream): wait instead of failing. */
+static int wait_readable(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        for (;;) {
+                int k = poll(&p, 1, -1);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                return k < 0 ? -errno : 0;
+        }
+}
+
 static int reader_read(Reader *r, void *dst, size_t n, const char *section, PayloadError *e) {
         size_t done = 0;
         while (done < n) {
                 ssize_t k = read(r->fd, (uint8_t *) dst + done, n - done);
                 if (k < 0) {
                         if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN && wait_readable(r->fd) >= 0)
                                 continue;
                         return payload_error_set(e, PAYLOAD_DOWNLOAD_TRANSFER_ERROR, errno,
                                                  "reading the payload at byte %" PRIu64 " failed: %s",
@@ -70,6 +84,8 @@ static int reader_trailing(Reader *r, PayloadError *e) {
         for (;;) {
                 ssize_t k = read(r->fd, &b, 1);
                 if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && errno == EAGAIN && wait_readable(r->fd) >= 0)
                         continue;
                 if (k < 0)
                         return payload_error_set(e, PAYLOAD_DOWNLOAD_TRANSFER_ERROR, errno,
@@ -184,6 +200,19 @@ static int check_info(int fd, uint64_t offset, const InstallInfo *info, int code
                 return payload_fail(e, code, "the %s reads back with SHA-256 %s, the manifest says %s", what, got,
                                     want);
         }
+        return 0;
+}
+
+/* Writes go to explicit offsets and are read back: the descriptor must allow both, and O_APPEND would
+ * silently move every pwrite() to the end. */
+static int check_rw(int fd, int code, const char *what, PayloadError *e) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0)
+                return payload_error_set(e, code, errno, "the %s descriptor is not usable: %s", what, strerror(errno));
+        if ((fl & O_ACCMODE) != O_RDWR)
+                return payload_fail(e, code, "the %s must be open for reading and writing", what);
+        if (fl & O_APPEND)
+                return payload_fail(e, code, "the %s must not be open with O_APPEND", what);
         return 0;
 }
 
@@ -334,6 +363,19 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
         if (pcr_proc && o->pcr_fd >= 0 && !info_complete(pcr_proc->new_info))
                 return payload_fail(e, PAYLOAD_NEW_PCR_POLICY_VERIFICATION_ERROR,
                                     "PCR_POLICY procedure has no complete new_info (size and SHA-256)");
+        r = check_rw(o->target_fd, PAYLOAD_INSTALL_DEVICE_OPEN_ERROR, "/usr target", e);
+        if (r < 0)
+                return r;
+        if (o->kernel_fd >= 0) {
+                r = check_rw(o->kernel_fd, PAYLOAD_KERNEL_DEVICE_OPEN_ERROR, "kernel target", e);
+                if (r < 0)
+                        return r;
+        }
+        if (o->pcr_fd >= 0) {
+                r = check_rw(o->pcr_fd, PAYLOAD_NEW_PCR_POLICY_VERIFICATION_ERROR, "PCR policy target", e);
+                if (r < 0)
+                        return r;
+        }
         if (fstat(o->target_fd, &st) < 0)
                 return payload_error_set(e, PAYLOAD_INSTALL_DEVICE_OPEN_ERROR, errno, "cannot stat the target: %s",
                                          strerror(errno));

@@ -67,3 +67,50 @@ def test_inherited_descriptors(pw, keys, tmp_path):
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "t").read_bytes()[:len(data)] == data
     assert (tmp_path / "k").read_bytes() == b"k" * 5000
+
+
+def _apply_fds(pw, keys, fds, *args):
+    env = dict(os.environ)
+    env.pop("SWITCHYARD_PAYLOAD_STOP_AFTER_OPS", None)
+    return subprocess.run([str(pw), "apply", "--keys", keys.trusted[1], *args], pass_fds=fds, capture_output=True,
+                          env=env)
+
+
+@pytest.mark.parametrize("flags", [os.O_RDONLY, os.O_WRONLY, os.O_RDWR | os.O_APPEND])
+def test_unusable_target_descriptor(pw, keys, tmp_path, flags):
+    img = tmp_path / "usr.img"
+    img.write_bytes(bytes(8192))
+    out = tmp_path / "p"
+    pl.run(pw, "generate", "--image", img, "--key", keys.trusted[0], "-o", out, check=True)
+    (tmp_path / "t").write_bytes(b"\x11" * 8192)
+    tfd = os.open(tmp_path / "t", flags)
+    p = _apply_fds(pw, keys, (tfd,), f"--target-fd={tfd}", out)
+    os.close(tfd)
+    assert pl.error_code(p) == 7
+    assert (tmp_path / "t").read_bytes() == b"\x11" * 8192
+
+
+def test_nonblocking_pipe_input(pw, keys, tmp_path):
+    import threading
+    import time
+    data = pl.pattern_bytes(MiB, seed=34)
+    img = tmp_path / "usr.img"
+    img.write_bytes(data)
+    out = tmp_path / "p"
+    pl.run(pw, "generate", "--image", img, "--compress", "none", "--key", keys.trusted[0], "-o", out, check=True)
+    payload = out.read_bytes()
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+
+    def slow_writer():
+        for i in range(0, len(payload), 100000):
+            os.write(w, payload[i:i + 100000])
+            time.sleep(0.01)
+        os.close(w)
+    t = threading.Thread(target=slow_writer)
+    t.start()
+    p = _apply_fds(pw, keys, (r,), f"--payload-fd={r}", "--target", tmp_path / "t")
+    t.join()
+    os.close(r)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "t").read_bytes()[:len(data)] == data
