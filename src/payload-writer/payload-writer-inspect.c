@@ -49,8 +49,14 @@ static json_t *value_to_json(const ProtobufCFieldDescriptor *f, const void *p) {
         case PROTOBUF_C_TYPE_INT32: return json_integer(*(const int32_t *) p);
         case PROTOBUF_C_TYPE_UINT64: {
                 uint64_t v = *(const uint64_t *) p;
-                /* JSON integers are signed 64-bit; the sparse-hole marker does not fit. */
-                return v > INT64_MAX ? json_real((double) v) : json_integer((json_int_t) v);
+                /* JSON integers here are signed 64-bit; the sparse-hole marker does not fit, so values
+                 * beyond are written exactly, as decimal strings. */
+                if (v > INT64_MAX) {
+                        char buf[24];
+                        snprintf(buf, sizeof buf, "%" PRIu64, v);
+                        return json_string(buf);
+                }
+                return json_integer((json_int_t) v);
         }
         case PROTOBUF_C_TYPE_BOOL: return json_boolean(*(const protobuf_c_boolean *) p);
         case PROTOBUF_C_TYPE_ENUM: {

@@ -69,7 +69,8 @@ def test_roundtrip(pw, keys, tmp_path, kind, size, compress, chunk, block):
         assert types == {"REPLACE_XZ"}
     if kind == "random" and compress == "bz2":
         assert types == {"REPLACE"}  # bzip2 is never strictly smaller on random data
-    # noop ops: one per kernel op plus the signature op, all sparse holes
+    # noop ops: one per kernel op plus the signature op, all sparse holes (exact, as a string)
+    assert all(op["dst_extents"][0]["start_block"] == "18446744073709551615" for op in m["noop_operations"])
     assert len(m["noop_operations"]) == len(m["procedures"][0]["operations"]) + 1
     assert m["noop_operations"][-1]["data_offset"] == m["signatures_offset"]
 
