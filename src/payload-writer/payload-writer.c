@@ -250,7 +250,7 @@ static int load_trusted_keys(char *const *paths, size_t n, TrustedKeys **ret) {
 
 typedef struct Bar {
         bool tty;
-        unsigned last_percent;
+        bool line_open; /* the cursor sits at the end of a bar line */
 } Bar;
 
 static void progress_bar(const PayloadProgress *p, void *userdata) {
@@ -265,9 +265,9 @@ static void progress_bar(const PayloadProgress *p, void *userdata) {
         bar[40] = '\0';
         fprintf(stderr, "\r[%s] %3u%%  %" PRIu64 "/%" PRIu64 " ops  %.1f/%.1f MiB", bar, p->percent, p->operations,
                 p->total_operations, p->bytes / 1048576.0, p->total_bytes / 1048576.0);
-        if (p->operations == p->total_operations)
+        b->line_open = p->operations != p->total_operations;
+        if (!b->line_open)
                 fputc('\n', stderr);
-        b->last_percent = p->percent;
 }
 
 static int open_rw(const char *path, bool create, int code, const char *what) {
@@ -350,7 +350,7 @@ static int verb_apply(int argc, char **argv) {
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid SWITCHYARD_PAYLOAD_STOP_AFTER_OPS=%s", hook);
 
         r = payload_apply(&o, &res, &e);
-        if (bar.tty && bar.last_percent < 100)
+        if (bar.line_open)
                 fputc('\n', stderr);
         if (r < 0) {
                 if (arg.json) {
