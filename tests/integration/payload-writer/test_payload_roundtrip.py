@@ -235,3 +235,23 @@ def test_manifest_shape_matches_a_real_flatcar_payload(pw, keys, tmp_path, fixtu
         return lines
 
     assert shape(ours) == shape(dump)
+
+
+def test_progress_bar_on_a_terminal(pw, keys, tmp_path):
+    import shlex
+    import shutil
+    import subprocess
+    if not shutil.which("script"):
+        pytest.skip("script (util-linux) is not installed")
+    img = tmp_path / "usr.img"
+    img.write_bytes(image_bytes("text", 3 * MiB))
+    out = tmp_path / "p"
+    pl.run(pw, "generate", "--image", img, "--key", keys.trusted[0], "-o", out, check=True)
+    cmd = " ".join(shlex.quote(str(a)) for a in [pw, "apply", "--keys", keys.trusted[1], "--target", tmp_path / "t", out])
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stdout
+    text = p.stdout.decode()
+    assert "\r[" in text and "3/3 ops" in text and "#" in text
+    # without a terminal: no bar
+    p = pl.run(pw, "apply", "--keys", keys.trusted[1], "--target", tmp_path / "t2", out)
+    assert b"ops" not in p.stderr
