@@ -6,6 +6,7 @@
 #include <openssl/rsa.h>
 #include <sys/stat.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "payload-writer-keys.h"
 
@@ -142,6 +143,29 @@ int trusted_keys_add_path(TrustedKeys *k, const char *path, bool missing_ok) {
                 free(names[i]);
         free(names);
         return r < 0 ? r : total;
+}
+
+int trusted_keys_load(const char *root, char *const *paths, size_t n, TrustedKeys **ret) {
+        _cleanup_(trusted_keys_freep) TrustedKeys *k = NULL;
+        int r = trusted_keys_new(&k);
+
+        if (r < 0)
+                return log_oom();
+        if (n == 0) {
+                const char *defaults[] = { PAYLOAD_DEFAULT_KEY, PAYLOAD_DEFAULT_KEY_DIR };
+                for (size_t i = 0; i < ELEMENTSOF(defaults) && r >= 0; i++) {
+                        _cleanup_free_ char *p = path_join_root(root, defaults[i]);
+                        if (!p)
+                                return log_oom();
+                        r = trusted_keys_add_path(k, p, true);
+                }
+        } else
+                for (size_t i = 0; i < n && r >= 0; i++)
+                        r = trusted_keys_add_path(k, paths[i], false);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(k);
+        return 0;
 }
 
 static EVP_PKEY_CTX *rsa_ctx(EVP_PKEY *key, bool sign) {

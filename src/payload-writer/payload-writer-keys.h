@@ -18,6 +18,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(TrustedKeys *, trusted_keys_free);
 /* Adds the PEM public key(s) of a file, or of every regular file in a directory (in name order).
  * With missing_ok a path that does not exist adds nothing. */
 int trusted_keys_add_path(TrustedKeys *k, const char *path, bool missing_ok);
+/* The set apply uses: every path given (each must exist), or, with none, the default key file and key
+ * directory below root (NULL or "/" = the host), which may be missing. */
+int trusted_keys_load(const char *root, char *const *paths, size_t n, TrustedKeys **ret);
 size_t trusted_keys_count(const TrustedKeys *k);
 const char *trusted_keys_name(const TrustedKeys *k, size_t i);
 /* Returns the index of the first key under which sig is a valid signature of digest, or -EBADMSG. */

@@ -39,6 +39,7 @@ typedef struct Job {
 
 typedef struct Service {
         sd_event *event;
+        const char *root;
         char *const *key_paths;
         size_t n_keys;
         Job *job;
@@ -213,16 +214,7 @@ static int method_apply(VarlinkCall *c, json_t *params, VarlinkCallFlags flags, 
                 return varlink_call_error_invalid_parameter(c, "kernel");
         }
         if (!insecure) {
-                r = trusted_keys_new(&j->keys);
-                if (r >= 0) {
-                        if (s->n_keys == 0) {
-                                r = trusted_keys_add_path(j->keys, PAYLOAD_DEFAULT_KEY, true);
-                                if (r >= 0)
-                                        r = trusted_keys_add_path(j->keys, PAYLOAD_DEFAULT_KEY_DIR, true);
-                        } else
-                                for (size_t i = 0; i < s->n_keys && r >= 0; i++)
-                                        r = trusted_keys_add_path(j->keys, s->key_paths[i], false);
-                }
+                r = trusted_keys_load(s->root, s->key_paths, s->n_keys, &j->keys);
                 if (r < 0) {
                         job_free(j);
                         return varlink_call_error(c, ERROR_PAYLOAD,
@@ -293,10 +285,10 @@ static const VarlinkInterface interface = {
         .n_methods = ELEMENTSOF(methods),
 };
 
-int payload_writer_varlink_run(const char *listen, char *const *key_paths, size_t n_keys) {
+int payload_writer_varlink_run(const char *listen, const char *root, char *const *key_paths, size_t n_keys) {
         _cleanup_(varlink_server_freep) VarlinkServer *server = NULL;
         sd_event *event = NULL;
-        Service s = { .key_paths = key_paths, .n_keys = n_keys };
+        Service s = { .root = root, .key_paths = key_paths, .n_keys = n_keys };
         VarlinkServerInfo info = {
                 .vendor = "switchyard",
                 .product = "payload-writer",

@@ -18,7 +18,7 @@
 #define MAX_KEYS 16
 
 static struct {
-        const char *target, *kernel, *pcr_policy, *checkpoint, *expected_sha256, *listen;
+        const char *target, *kernel, *pcr_policy, *checkpoint, *expected_sha256, *listen, *root;
         int target_fd, kernel_fd, payload_fd;
         uint64_t target_offset, target_size, expected_size;
         char *keys[MAX_KEYS];
@@ -71,6 +71,7 @@ static void help(void) {
                "  --keys=PATH                trusted public key PEM file or directory (repeatable; default\n"
                "                             " PAYLOAD_DEFAULT_KEY " and\n"
                "                             " PAYLOAD_DEFAULT_KEY_DIR "/)\n"
+               "  --root=DIR                 look for the default keys below DIR\n"
                "  --insecure-no-signature    apply without checking the signature\n"
                "  --no-progress              no progress bar\n\n"
                "Generate/sign options:\n"
@@ -108,6 +109,7 @@ enum {
         ARG_JSON,
         ARG_LISTEN,
         ARG_VARLINK,
+        ARG_ROOT,
 };
 
 static int parse_fd(const char *s, int *ret) {
@@ -146,6 +148,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "json", no_argument, NULL, ARG_JSON },
                 { "listen", required_argument, NULL, ARG_LISTEN },
                 { "varlink", no_argument, NULL, ARG_VARLINK },
+                { "root", required_argument, NULL, ARG_ROOT },
                 {}
         };
         int c, r;
@@ -223,29 +226,12 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_JSON: arg.json = true; break;
                 case ARG_LISTEN: arg.listen = optarg; break;
                 case ARG_VARLINK: arg.varlink = true; break;
+                case ARG_ROOT: arg.root = optarg; break;
                 default:
                         return -EINVAL;
                 }
         }
         return 1;
-}
-
-static int load_trusted_keys(char *const *paths, size_t n, TrustedKeys **ret) {
-        _cleanup_(trusted_keys_freep) TrustedKeys *k = NULL;
-        int r = trusted_keys_new(&k);
-        if (r < 0)
-                return log_oom();
-        if (n == 0) {
-                r = trusted_keys_add_path(k, PAYLOAD_DEFAULT_KEY, true);
-                if (r >= 0)
-                        r = trusted_keys_add_path(k, PAYLOAD_DEFAULT_KEY_DIR, true);
-        } else
-                for (size_t i = 0; i < n && r >= 0; i++)
-                        r = trusted_keys_add_path(k, paths[i], false);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(k);
-        return 0;
 }
 
 typedef struct Bar {
@@ -295,7 +281,7 @@ static int verb_apply(int argc, char **argv) {
         if (!arg.target && arg.target_fd < 0)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "apply needs --target=PATH or --target-fd=N.");
         if (!arg.insecure) {
-                r = load_trusted_keys(arg.keys, arg.n_keys, &keys);
+                r = trusted_keys_load(arg.root, arg.keys, arg.n_keys, &keys);
                 if (r < 0)
                         return r;
         }
@@ -435,7 +421,7 @@ static int verb_inspect(int argc, char **argv) {
 
 static int verb_varlink(int argc, char **argv) {
 #if HAVE_VARLINK
-        return payload_writer_varlink_run(arg.listen, arg.keys, arg.n_keys);
+        return payload_writer_varlink_run(arg.listen, arg.root, arg.keys, arg.n_keys);
 #else
         return log_error_errno(SYNTHETIC_ERRNO(EOPNOTSUPP), "This build has no varlink support.");
 #endif

@@ -261,3 +261,25 @@ def test_crafted_any_block_size(pw, keys, tmp_path, good):
     p, t = apply(pw, keys, tmp_path, crafted(blobs, bs=200), insecure=True)
     assert p.returncode == 0, p.stderr
     assert t[:3000] == b"".join(blobs)
+
+
+def test_default_key_locations_below_root(pw, keys, tmp_path, good, tmp_root):
+    """Without --keys: Flatcar's key file and /etc/switchyard/payload-keys.d/ (here below --root)."""
+    target = tmp_path / "t"
+    args = ["apply", "--root", tmp_root, "--target", target, "--kernel", tmp_path / "k", good.path]
+    p = pl.run(pw, *args)
+    assert pl.error_code(p) == 18  # nothing installed: fail closed
+    keydir = tmp_root / "etc/switchyard/payload-keys.d"
+    keydir.mkdir(parents=True)
+    (keydir / "rotated.pem").write_bytes(open(keys.trusted[1], "rb").read())
+    p = pl.run(pw, *args)
+    assert p.returncode == 0, p.stderr
+    (keydir / "rotated.pem").unlink()
+    flatcar = tmp_root / "usr/share/update_engine/update-payload-key.pub.pem"
+    flatcar.parent.mkdir(parents=True)
+    flatcar.write_bytes(open(keys.untrusted[1], "rb").read())
+    p = pl.run(pw, *args)
+    assert pl.error_code(p) == 18
+    flatcar.write_bytes(open(keys.trusted[1], "rb").read())
+    p = pl.run(pw, *args)
+    assert p.returncode == 0, p.stderr
