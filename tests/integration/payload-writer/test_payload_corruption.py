@@ -283,3 +283,21 @@ def test_default_key_locations_below_root(pw, keys, tmp_path, good, tmp_root):
     flatcar.write_bytes(open(keys.trusted[1], "rb").read())
     p = pl.run(pw, *args)
     assert p.returncode == 0, p.stderr
+
+
+def test_inspect_reports_problems(pw, keys, tmp_path, good):
+    L = good.layout
+    bad = bytearray(good.payload)
+    bad[L.op_start(1) + 7] ^= 1
+    path = tmp_path / "bad.bin"
+    path.write_bytes(bytes(bad))
+    info, p = pl.inspect(pw, path, keys=[keys.trusted[1]])
+    assert p.returncode != 0
+    assert any("operation 1" in x and "29" in x for x in info["problems"])
+    assert any("18" in x for x in info["problems"])  # the signed hash changed with the data
+    path.write_bytes(good.payload + b"x")
+    info, p = pl.inspect(pw, path)
+    assert p.returncode != 0 and any("(error 11)" in x for x in info["problems"])
+    info, p = pl.inspect(pw, good.path, keys=[keys.untrusted[1]])
+    assert p.returncode != 0
+    assert info["signatures"][0]["verified_by"] is None
