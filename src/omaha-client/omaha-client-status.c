@@ -31,7 +31,7 @@ void omaha_status_init(OmahaStatus *s) {
 }
 
 json_t *omaha_status_to_json(const OmahaStatus *s) {
-        return json_pack("{s:s, s:I, s:f, s:s, s:I, s:I, s:I, s:i, s:s, s:I}",
+        return json_pack("{s:s, s:I, s:f, s:s, s:I, s:I, s:I, s:i, s:s, s:I, s:I, s:I}",
                          "current_operation", omaha_status_to_string(s->code),
                          "last_checked_time", (json_int_t) s->last_checked_time,
                          "progress", s->progress,
@@ -41,5 +41,7 @@ json_t *omaha_status_to_json(const OmahaStatus *s) {
                          "total_bytes", (json_int_t) s->bytes_total,
                          "last_error", s->last_error,
                          "last_error_message", s->last_error_message,
-                         "next_check_usec", (json_int_t) s->next_check_usec);
+                         "next_check_usec", (json_int_t) s->next_check_usec,
+                         "jobs_started", (json_int_t) s->jobs_started,
+                         "jobs_finished", (json_int_t) s->jobs_finished);
 }

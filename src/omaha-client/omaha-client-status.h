@@ -31,6 +31,8 @@ typedef struct OmahaStatus {
         int last_error;            /* Omaha error code of the last failure, 0 if none */
         char last_error_message[256];
         uint64_t next_check_usec;  /* CLOCK_REALTIME µs of the next scheduled check, 0 if none */
+        uint64_t jobs_started;     /* checks started by this daemon; Check returns the number of its job */
+        uint64_t jobs_finished;    /* checks that have ended (with or without an update) */
 } OmahaStatus;
 
 const char *omaha_status_to_string(OmahaStatusCode c);
