@@ -127,7 +127,7 @@ static int on_watch_reply(VarlinkClient *c, json_t *reply, bool continues, void 
 
         if (w->stop_when_settled && op_settled(op) &&
             json_integer_value(json_object_get(st, "jobs_finished")) >= w->job)
-                return 1; /* stop the loop */
+                return -ECANCELED; /* stops the loop; not an error */
         return 0;
 }
 
@@ -139,8 +139,11 @@ static int watch(const char *address, WatchState *w) {
         r = connect_daemon(address, &c);
         if (r < 0)
                 return r;
-        r = varlink_client_call_more(c, "io.switchyard.Omaha.WatchStatus", json_object(), on_watch_reply, w, &error,
-                                     NULL);
+        json_t *params = json_object();
+        r = varlink_client_call_more(c, "io.switchyard.Omaha.WatchStatus", params, on_watch_reply, w, &error, NULL);
+        json_decref(params);
+        if (r == -ECANCELED)
+                r = 0;
         if (w->tty && !w->json)
                 fputc('\n', stdout);
         if (r < 0 && error)

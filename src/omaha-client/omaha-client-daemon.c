@@ -106,8 +106,11 @@ static void daemon_job_finished(Daemon *d) {
         omaha_next_interval(d->config, &o, &d->last_interval, &interval, &fuzz);
         if (d->config->dev_mode)
                 log_info("Periodic checks are off on a developer image (/root/.dev_mode).");
-        else
+        else {
+                log_info("Check interval %" PRIu64 " s, fuzz %" PRIu64 " s (last HTTP status %ld).", interval, fuzz,
+                         d->result.http_status);
                 daemon_schedule(d, omaha_fuzz(interval, fuzz, omaha_random_u64()));
+        }
 }
 
 static void daemon_notify_watchers(Daemon *d) {
@@ -268,7 +271,7 @@ int daemon_run(OmahaConfig *c, const char *listen_path) {
         r = sd_event_add_io(d.event, &d.wake_source, d.box.wake_fd, EPOLLIN, on_wake, &d);
         if (r < 0)
                 goto finish;
-        r = sd_event_add_time(d.event, &d.timer, CLOCK_MONOTONIC, UINT64_MAX, 1000000, on_timer, &d);
+        r = sd_event_add_time(d.event, &d.timer, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_timer, &d);
         if (r < 0)
                 goto finish;
 
@@ -299,8 +302,9 @@ int daemon_run(OmahaConfig *c, const char *listen_path) {
         if (r < 0)
                 log_warning_errno(r, "Could not read the saved state: %m");
         if (c->server_disabled)
-                log_info("SERVER=%s: no update checks are scheduled.", c->server);
-        else if (c->dev_mode)
+                /* Checks stay scheduled: update.conf is read again at each one. */
+                log_info("SERVER=%s: update checks are disabled.", c->server);
+        if (c->dev_mode)
                 log_info("Developer image (/root/.dev_mode): no periodic checks.");
         else
                 daemon_schedule(&d, omaha_first_check_delay(c, omaha_random_u64()));

@@ -42,7 +42,9 @@ int peer_open_inactive(const char *address, InactiveSlot *ret, char *message, si
         r = connect_peer(address, "slot-manager", &c, message, message_size);
         if (r < 0)
                 return r;
-        r = varlink_client_call(c, "io.switchyard.Slots.OpenInactive", json_object(), &reply, &error);
+        json_t *params = json_object();
+        r = varlink_client_call(c, "io.switchyard.Slots.OpenInactive", params, &reply, &error);
+        json_decref(params);
         if (r < 0) {
                 describe_error(message, message_size, "OpenInactive", r, error, reply);
                 json_decref(reply);
@@ -80,7 +82,9 @@ int peer_set_next(const char *address, const char *slot, char *message, size_t m
         r = connect_peer(address, "slot-manager", &c, message, message_size);
         if (r < 0)
                 return r;
-        r = varlink_client_call(c, "io.switchyard.Slots.SetNext", json_pack("{s:s}", "slot", slot), &reply, &error);
+        json_t *params = json_pack("{s:s}", "slot", slot);
+        r = varlink_client_call(c, "io.switchyard.Slots.SetNext", params, &reply, &error);
+        json_decref(params);
         if (r < 0)
                 describe_error(message, message_size, "SetNext", r, error, reply);
         json_decref(reply);

@@ -14,7 +14,7 @@ with its parsed events, every payload request with its Range header.
 Knobs (attributes, may be changed while running): version, payload (path) or payload_bytes, noupdate,
 app_status / updatecheck_status (policy errors), omaha_http_status (e.g. 500/503), omaha_body (raw body
 to send instead), announced_size / announced_sha256 (lie about the payload), poll_interval,
-disable_payload_backoff, cut_after (close the payload connection after N bytes, for the next
+disable_payload_backoff, offer_always (also offer a version that is not newer), cut_after (close the payload connection after N bytes, for the next
 ``cut_times`` downloads), codebase (override the URL base).
 """
 import base64
@@ -192,6 +192,7 @@ class OmahaServer:
         self.version = version
         self.package_name = package_name
         self.noupdate = False
+        self.offer_always = False  # offer even when the client runs the same or a newer version
         self.app_status = "ok"
         self.updatecheck_status = "ok"
         self.omaha_http_status = 200
@@ -319,7 +320,7 @@ class OmahaServer:
         if self.updatecheck_status != "ok":
             return f'<updatecheck status="{_attr(self.updatecheck_status)}"{poll}></updatecheck>'
         if self.noupdate or self._payload_data() is None or \
-                version_tuple(req.version) >= version_tuple(self.version):
+                (not self.offer_always and version_tuple(req.version) >= version_tuple(self.version)):
             return f'<updatecheck status="noupdate"{poll}></updatecheck>'
         size, sha256, sha1 = self.payload_facts()
         if self.announced_size is not None:
