@@ -1,8 +1,8 @@
 """A local Omaha v3 server for tests and demos, answering in Nebraska's exact framing (spec 1.5).
 
 It serves the update check (POST /v1/update and /v1/update/), the payload (GET /payloads/NAME, with
-HEAD, single Range requests and 206/416 answers), over HTTP or HTTPS (a self-signed certificate is
-generated with openssl; ``server.ca_file`` is what clients must trust). Every Omaha request is recorded
+HEAD, Range requests and 206/416 answers), over HTTP or HTTPS, on top of tests/lib/httpserver.py (which
+generates the certificates; ``server.ca_file`` is what clients must trust). Every Omaha request is recorded
 with its parsed events, every payload request with its Range header.
 
     from omaha_server import OmahaServer
@@ -19,19 +19,15 @@ disable_payload_backoff, offer_always (also offer a version that is not newer), 
 """
 import base64
 import hashlib
-import http.server
-import os
 import pathlib
 import re
-import socketserver
-import ssl
-import subprocess
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
+
+from httpserver import HTTPServer, Request, Response, serve
 
 FLATCAR_APPID = "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"
 
@@ -67,123 +63,6 @@ class PayloadRequest:
     time: float = 0.0
 
 
-def make_self_signed(directory: pathlib.Path) -> Tuple[str, str]:
-    cert, key = directory / "server.pem", directory / "server.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True)
-    return str(cert), str(key)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "omaha-test-server"
-
-    def log_message(self, fmt, *args):  # quiet
-        if self.server.owner.verbose:
-            super().log_message(fmt, *args)
-
-    # ---- Omaha ----
-    def do_POST(self):
-        owner = self.server.owner
-        if self.path.split("?")[0] not in ("/v1/update", "/v1/update/"):
-            return self._send(404, b"not found\n", "text/plain")
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > 64 * 1024:
-            return self._send(400, b"request too large\n", "text/plain")
-        body = self.rfile.read(length)
-        req = owner._record(body)
-        if owner.omaha_delay:
-            time.sleep(owner.omaha_delay)
-        if owner.omaha_http_status != 200:
-            return self._send(owner.omaha_http_status, b"server error\n", "text/plain")
-        if owner.omaha_body is not None:
-            return self._send(200, owner.omaha_body, "text/xml")
-        self._send(200, owner.response_for(req).encode(), "text/xml")
-
-    # ---- payloads ----
-    def do_HEAD(self):
-        self._payload(head=True)
-
-    def do_GET(self):
-        self._payload(head=False)
-
-    def _payload(self, head):
-        owner = self.server.owner
-        name = self.path.split("?")[0]
-        data = owner._payload_data() if name == "/payloads/" + owner.package_name else None
-        rng = self.headers.get("Range")
-        if data is None:
-            owner._record_payload(PayloadRequest(self.command, self.path, rng, 404, 0, time.time()))
-            return self._send(404, b"not found\n", "text/plain")
-        total = len(data)
-        start, end, status = 0, total - 1, 200
-        if rng:
-            m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
-            if not m or (m.group(1) == "" and m.group(2) == ""):
-                return self._send(416, b"", "text/plain", {"Content-Range": f"bytes */{total}"})
-            if m.group(1) == "":
-                start, end = max(0, total - int(m.group(2))), total - 1
-            else:
-                start = int(m.group(1))
-                end = min(int(m.group(2)), total - 1) if m.group(2) else total - 1
-            if start >= total or start > end:
-                owner._record_payload(PayloadRequest(self.command, self.path, rng, 416, 0, time.time()))
-                return self._send(416, b"", "text/plain", {"Content-Range": f"bytes */{total}"})
-            status = 206
-        chunk = data[start:end + 1]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(chunk)))
-        self.send_header("Accept-Ranges", "bytes")
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{total}")
-        cut = None
-        with owner.lock:
-            if owner.cut_after is not None and owner.cut_times > 0 and not head:
-                owner.cut_times -= 1
-                cut = owner.cut_after
-        if cut is not None:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        sent = 0
-        if not head:
-            body = chunk if cut is None else chunk[:cut]
-            try:
-                for off in range(0, len(body), 65536):
-                    self.wfile.write(body[off:off + 65536])
-                    sent += len(body[off:off + 65536])
-                    if owner.throttle:
-                        time.sleep(owner.throttle)
-                self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            if cut is not None:
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(2)
-                except OSError:
-                    pass
-        owner._record_payload(PayloadRequest(self.command, self.path, rng, status, sent, time.time()))
-
-    def _send(self, status, body, ctype, headers=None):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-
-class _ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 class OmahaServer:
     def __init__(self, payload=None, payload_bytes=None, version="9999.0.0", tls=False, host="127.0.0.1",
                  port=0, package_name="flatcar_production_update.gz", verbose=False):
@@ -211,40 +90,76 @@ class OmahaServer:
         self.payload_requests: List[PayloadRequest] = []
         self.lock = threading.Lock()
         self.tls = tls
-        self._tmp = None
-        self.ca_file = None
-        self._httpd = _ThreadingServer((host, port), _Handler)
-        self._httpd.owner = self
-        if tls:
-            self._tmp = tempfile.TemporaryDirectory(prefix="omaha-server-")
-            cert, key = make_self_signed(pathlib.Path(self._tmp.name))
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(cert, key)
-            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
-            self.ca_file = cert
-        self.port = self._httpd.server_address[1]
-        self.scheme = "https" if tls else "http"
-        self.base_url = f"{self.scheme}://{host}:{self.port}"
-        self.url = self.base_url + "/v1/update/"
-        self._thread = None
+        self._http = HTTPServer(tls=tls, host=host, port=port)
+        self._http.add_handler("/v1/update", self._omaha)
+        self._http.add_handler("/v1/update/", self._omaha)
+        self._http.add_handler("/payloads/", self._payload, prefix=True)
+        self._started = False
+
+    @property
+    def port(self) -> int:
+        return self._http.port
+
+    @property
+    def scheme(self) -> str:
+        return self._http.scheme
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url.rstrip("/")
+
+    @property
+    def url(self) -> str:
+        return self.base_url + "/v1/update/"
+
+    @property
+    def ca_file(self) -> Optional[str]:
+        return self._http.ca_file
 
     # ---- lifecycle ----
     def start(self):
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self):
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._tmp:
-            self._tmp.cleanup()
+        self._http.stop()
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.stop()
+
+    # ---- HTTP handlers ----
+    def _omaha(self, req: Request) -> Response:
+        if req.method != "POST":
+            return Response(405, b"POST only\n", content_type="text/plain")
+        if len(req.body) > 64 * 1024:  # Nebraska's limit
+            return Response(400, b"request too large\n", content_type="text/plain")
+        oreq = self._record(req.body)
+        if self.omaha_http_status != 200:
+            return Response(self.omaha_http_status, b"server error\n", content_type="text/plain",
+                            delay=self.omaha_delay)
+        body = self.omaha_body if self.omaha_body is not None else self.response_for(oreq).encode()
+        return Response(200, body, content_type="text/xml", delay=self.omaha_delay)
+
+    def _payload(self, req: Request) -> Response:
+        data = self._payload_data() if req.path == "/payloads/" + self.package_name else None
+        rng = req.headers.get("Range")
+        if data is None:
+            self._record_payload(PayloadRequest(req.method, req.path, rng, 404, 0, time.time()))
+            return Response(404, b"not found\n", content_type="text/plain")
+        options = {}
+        with self.lock:
+            if self.cut_after is not None and self.cut_times > 0 and req.method == "GET":
+                self.cut_times -= 1
+                options["cut_after"] = self.cut_after
+        if self.throttle:
+            options.update(chunk_size=65536, chunk_delay=self.throttle)
+        resp = serve(req, data, **options)
+        self._record_payload(PayloadRequest(req.method, req.path, rng, resp.status,
+                                            options.get("cut_after", resp.body_size()), time.time()))
+        return resp
 
     # ---- payload facts ----
     def _payload_data(self) -> Optional[bytes]:
