@@ -277,6 +277,8 @@ static int job_write_slot(Job *j, const OmahaResponse *resp, const uint8_t sha25
                                               .target_fd = slot->usr_fd,
                                               .kernel_fd = slot->kernel_fd,
                                               .checkpoint_fd = checkpoint_fd,
+                                              .target_offset = slot->offset,
+                                              .target_size = slot->size,
                                               .expected_size = resp->size,
                                               .expected_sha256 = resp->sha256 },
                                on_apply_progress, j, &apply_code, msg, sizeof msg);
@@ -299,7 +301,9 @@ static int job_write_slot(Job *j, const OmahaResponse *resp, const uint8_t sha25
                         job_fail(j, d.omaha_code, "%s", d.message);
                         return d.omaha_code;
                 }
-                if (d.error < 0 && code_is_transfer_error(d.omaha_code)) {
+                /* The download broke off on its own (not because payload-writer stopped reading): payload-writer's
+                 * "truncated" verdict is only the consequence. Retry, resuming from the checkpoint. */
+                if (d.error < 0 && d.error != -EPIPE && d.error != -ECANCELED && code_is_transfer_error(d.omaha_code)) {
                         url_failures++;
                         if (url_failures >= MAX(resp->max_failure_count_per_url, 1u)) {
                                 url_index++;
@@ -357,7 +361,8 @@ static int job_update(Job *j, const OmahaResponse *resp, const uint8_t sha256[32
         job_event(j, &e);
 
         status_box_set_code(j->box, OMAHA_STATUS_VERIFYING);
-        r = peer_verify(j->c->verity_address, slot.usr_fd, slot.kernel_fd, on_verify_progress, j, msg, sizeof msg);
+        r = peer_verify(j->c->verity_address, slot.usr_fd, slot.offset, slot.size, slot.kernel_fd,
+                        on_verify_progress, j, msg, sizeof msg);
         if (r < 0) {
                 job_fail(j, OMAHA_ERROR_NEW_ROOTFS_VERIFICATION, "%s", msg);
                 return OMAHA_ERROR_NEW_ROOTFS_VERIFICATION;

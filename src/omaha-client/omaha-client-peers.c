@@ -36,7 +36,7 @@ int peer_open_inactive(const char *address, InactiveSlot *ret, char *message, si
         const char *error = NULL, *slot = NULL, *label = NULL, *partuuid = NULL;
         json_t *reply = NULL;
         int64_t usr = -1, kernel = -1;
-        uint64_t size = 0;
+        uint64_t size = 0, offset = 0;
         int r;
 
         r = connect_peer(address, "slot-manager", &c, message, message_size);
@@ -51,13 +51,13 @@ int peer_open_inactive(const char *address, InactiveSlot *ret, char *message, si
                 return r;
         }
         if (json_get_string(reply, "slot", &slot) < 0 || !slot || json_get_string(reply, "label", &label) < 0 ||
-            json_get_string(reply, "partuuid", &partuuid) < 0 || json_get_uint(reply, "size", &size) < 0 ||
+            json_get_string(reply, "partuuid", &partuuid) < 0 || json_get_uint(reply, "size", &size) < 0 || json_get_uint(reply, "offset", &offset) < 0 ||
             json_get_int(reply, "usr", &usr) < 0 || usr < 0 || json_get_int(reply, "kernel", &kernel) < 0) {
                 snprintf(message, message_size, "OpenInactive: slot-manager's reply lacks slot or usr");
                 json_decref(reply);
                 return -EBADMSG;
         }
-        *ret = (InactiveSlot) { .usr_fd = -EBADF, .kernel_fd = -EBADF, .size = size };
+        *ret = (InactiveSlot) { .usr_fd = -EBADF, .kernel_fd = -EBADF, .offset = offset, .size = size };
         ret->slot = strdup(slot);
         ret->label = label ? strdup(label) : NULL;
         ret->partuuid = partuuid ? strdup(partuuid) : NULL;
@@ -138,6 +138,10 @@ int peer_apply(const char *address, const ApplyArgs *a, PeerProgress progress, v
                 json_object_set_new(params, "kernel", json_integer(ik));
         if (ic >= 0)
                 json_object_set_new(params, "checkpoint", json_integer(ic));
+        if (a->target_offset > 0)
+                json_object_set_new(params, "target_offset", json_integer((json_int_t) a->target_offset));
+        if (a->target_size > 0)
+                json_object_set_new(params, "target_size", json_integer((json_int_t) a->target_size));
 
         r = varlink_client_call_more(c, "io.switchyard.PayloadWriter.Apply", params, on_progress, &ctx, &error,
                                      &eparams);
@@ -160,8 +164,8 @@ int peer_apply(const char *address, const ApplyArgs *a, PeerProgress progress, v
         return 0;
 }
 
-int peer_verify(const char *address, int data_fd, int kernel_fd, PeerProgress progress, void *userdata,
-                char *message, size_t message_size) {
+int peer_verify(const char *address, int data_fd, uint64_t offset, uint64_t size, int kernel_fd,
+                PeerProgress progress, void *userdata, char *message, size_t message_size) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         ProgressCtx ctx = { progress, userdata, "blocks", "total_blocks" };
         const char *error = NULL;
@@ -180,6 +184,10 @@ int peer_verify(const char *address, int data_fd, int kernel_fd, PeerProgress pr
         params = json_pack("{s:i, s:i}", "data", id, "kernel", ik);
         if (!params)
                 return -ENOMEM;
+        if (offset > 0)
+                json_object_set_new(params, "offset", json_integer((json_int_t) offset));
+        if (size > 0)
+                json_object_set_new(params, "size", json_integer((json_int_t) size));
         r = varlink_client_call_more(c, "io.switchyard.Verity.Verify", params, on_progress, &ctx, &error, &eparams);
         json_decref(params);
         if (r < 0)

@@ -8,6 +8,7 @@
 
 typedef struct InactiveSlot {
         char *slot, *label, *partuuid;
+        uint64_t offset; /* where the slot starts in usr_fd (non-zero for a disk image file) */
         uint64_t size;
         int usr_fd;
         int kernel_fd; /* -EBADF when slot-manager has no ESP */
@@ -24,6 +25,7 @@ typedef void (*PeerProgress)(uint64_t done, uint64_t total, void *userdata);
 
 typedef struct ApplyArgs {
         int payload_fd, target_fd, kernel_fd, checkpoint_fd;
+        uint64_t target_offset, target_size;
         uint64_t expected_size;
         const char *expected_sha256; /* base64 */
 } ApplyArgs;
@@ -34,5 +36,5 @@ int peer_apply(const char *address, const ApplyArgs *a, PeerProgress progress, v
                char *message, size_t message_size);
 
 /* Verifies the written slot against the root hash embedded in the kernel. */
-int peer_verify(const char *address, int data_fd, int kernel_fd, PeerProgress progress, void *userdata,
-                char *message, size_t message_size);
+int peer_verify(const char *address, int data_fd, uint64_t offset, uint64_t size, int kernel_fd,
+                PeerProgress progress, void *userdata, char *message, size_t message_size);

@@ -63,6 +63,8 @@ class Daemon:
         self.binary = str(binary)
         self.root = root
         self.socket = str(tmp / "omaha.sock")
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)  # a previous daemon's
         self.log = open(tmp / "omaha-client.log", "w+")
         args = [self.binary, f"--root={root}", f"--listen={self.socket}", *extra_args, "daemon"]
         env = dict(os.environ, SWITCHYARD_LOG_LEVEL="debug")
@@ -74,6 +76,8 @@ class Daemon:
             time.sleep(0.05)
 
     def logtext(self):
+        if self.log.closed:
+            return self._final_log
         self.log.flush()
         self.log.seek(0)
         return self.log.read()
@@ -106,5 +110,6 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._final_log = self.logtext()
         self.log.close()
         return self.proc.returncode
