@@ -227,3 +227,29 @@ def test_watch_streams(program, tmp_path, server):
         assert ops[-1] == "UPDATE_STATUS_IDLE"
     finally:
         d.stop()
+
+
+def test_payload_backoff(program, tmp_path, server):
+    """Without DisablePayloadBackoff a failed download defers the next scheduled one (error 40, result 9,
+    spec 1.7); the failure here is that no slot-manager answers."""
+    server.version = "4500.0.0"
+    server.payload_bytes = b"x" * 100
+    server.disable_payload_backoff = False
+    conf = FAST_SCHEDULE.replace("FIRST_CHECK_DELAY_SEC=3600", "FIRST_CHECK_DELAY_SEC=0") \
+        .replace("CHECK_INTERVAL_SEC=3600", "CHECK_INTERVAL_SEC=1")\
+        + "PAYLOAD_BACKOFF_UNIT_SEC=3600\n"
+    root = make_root(tmp_path / "root", version="4459.0.0", server=server.url, switchyard_conf=conf)
+    d = Daemon(program("omaha-client"), root, tmp_path, [f"--slots={tmp_path}/nothing.sock"])
+    try:
+        assert server.wait_for(lambda: (3, 9, 0x10000000 | 40, None) in server.events(), timeout=20), d.logtext()
+        ev = server.events()
+        assert (3, 0, 0x10000000 | 7, None) in ev  # the first attempt: InstallDeviceOpenError
+        state = json.loads((state_dir(root) / "state.json").read_text())
+        assert state["payload_attempts"] == 1
+        # one unit ± a quarter from the failure
+        assert 2700 - 60 <= state["backoff_expiry"] - time.time() <= 4500 + 60
+        # An interactive check is not deferred: it tries again (and fails again at the slot).
+        d.ctl("check", "--wait", check=False)
+        assert d.status()["last_error"] == 7
+    finally:
+        d.stop()
