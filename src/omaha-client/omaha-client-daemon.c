@@ -8,6 +8,7 @@
 #include "http.h"
 #include "log.h"
 #include "omaha-client-daemon.h"
+#include "omaha-client-dbus.h"
 #include "omaha-client-job.h"
 #include "omaha-client-schedule.h"
 #include "omaha-client-varlink.h"
@@ -19,6 +20,7 @@ typedef struct Daemon {
         OmahaConfig *config;
         sd_event *event;
         VarlinkServer *server;
+        OmahaDBus *dbus;
         sd_event_source *wake_source, *timer;
         StatusBox box;
 
@@ -120,6 +122,7 @@ static void daemon_notify_watchers(Daemon *d) {
         if (memcmp(&st, &d->last_sent, sizeof st) == 0)
                 return;
         d->last_sent = st;
+        omaha_dbus_status_changed(d->dbus, &st, false);
         for (size_t i = 0; i < d->n_watchers;) {
                 json_t *o = omaha_status_to_json(&st);
                 int r = o ? varlink_call_notify(d->watchers[i], json_pack("{s:o}", "status", o)) : -ENOMEM;
@@ -212,6 +215,37 @@ static int method_reset_status(VarlinkCall *call, json_t *params, VarlinkCallFla
         return varlink_call_reply(call, NULL);
 }
 
+static void dbus_attempt_update(void *userdata) {
+        Daemon *d = userdata;
+        OmahaStatus st;
+
+        /* update_engine: only from IDLE, silently ignored otherwise. */
+        status_box_snapshot(&d->box, &st);
+        if (st.code == OMAHA_STATUS_IDLE)
+                (void) daemon_start_job(d, true);
+}
+
+static int dbus_reset_status(void *userdata) {
+        Daemon *d = userdata;
+        OmahaStatus st;
+
+        status_box_snapshot(&d->box, &st);
+        if (d->worker_running || (st.code != OMAHA_STATUS_IDLE && st.code != OMAHA_STATUS_UPDATED_NEED_REBOOT))
+                return -EBUSY;
+        return omaha_job_reset(d->config, &d->box);
+}
+
+static void dbus_get_status(void *userdata, OmahaStatus *ret) {
+        Daemon *d = userdata;
+        status_box_snapshot(&d->box, ret);
+}
+
+static const OmahaDBusOps dbus_ops = {
+        .attempt_update = dbus_attempt_update,
+        .reset_status = dbus_reset_status,
+        .get_status = dbus_get_status,
+};
+
 static const VarlinkMethod omaha_methods[] = {
         { "GetStatus", method_get_status },
         { "WatchStatus", method_watch_status },
@@ -234,6 +268,7 @@ static void daemon_done(Daemon *d) {
         }
         for (size_t i = 0; i < d->n_watchers; i++)
                 varlink_call_unref(d->watchers[i]);
+        d->dbus = omaha_dbus_free(d->dbus);
         d->server = varlink_server_free(d->server);
         d->wake_source = sd_event_source_unref(d->wake_source);
         d->timer = sd_event_source_unref(d->timer);
@@ -242,7 +277,7 @@ static void daemon_done(Daemon *d) {
         pthread_mutex_destroy(&d->box.lock);
 }
 
-int daemon_run(OmahaConfig *c, const char *listen_path) {
+int daemon_run(OmahaConfig *c, const char *listen_path, const char *dbus_address) {
         Daemon d = { .config = c, .box.wake_fd = -EBADF };
         sigset_t mask;
         int r, n;
@@ -296,6 +331,17 @@ int daemon_run(OmahaConfig *c, const char *listen_path) {
         if (r < 0) {
                 log_error_errno(r, "Failed to listen for varlink calls: %m");
                 goto finish;
+        }
+
+        if (dbus_address && !streq(dbus_address, "no")) {
+                r = omaha_dbus_new(&d.dbus, d.event, dbus_address, &dbus_ops, &d);
+                if (r < 0)
+                        log_warning("Serving without the com.coreos.update1 D-Bus API.");
+                else {
+                        OmahaStatus st;
+                        status_box_snapshot(&d.box, &st);
+                        omaha_dbus_status_changed(d.dbus, &st, true); /* once at start, as update_engine */
+                }
         }
 
         r = omaha_job_restore(c, &d.box);

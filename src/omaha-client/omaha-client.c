@@ -12,6 +12,7 @@ static const char *arg_root = NULL;
 static const char *arg_address = OMAHA_DEFAULT_ADDRESS;
 static const char *arg_listen = NULL;
 static const char *arg_slots = NULL, *arg_payload_writer = NULL, *arg_verity = NULL;
+static const char *arg_dbus = "system";
 static bool arg_json = false, arg_interactive = false, arg_wait = false;
 
 static void help(void) {
@@ -33,6 +34,8 @@ static void help(void) {
                "     --slots=PATH      slot-manager socket\n"
                "     --payload-writer=PATH  payload-writer socket\n"
                "     --verity=PATH     verity-check socket\n"
+               "     --dbus=BUS        daemon: serve com.coreos.update1 on system (default), session,\n"
+               "                       a D-Bus address, or no\n"
                "     --wait            check: wait until the check and any update are over\n"
                "     --interactive     print-request: as an on-demand check\n",
                OMAHA_DEFAULT_ADDRESS);
@@ -50,6 +53,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_VERITY,
                 ARG_WAIT,
                 ARG_INTERACTIVE,
+                ARG_DBUS,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -63,6 +67,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "verity", required_argument, NULL, ARG_VERITY },
                 { "wait", no_argument, NULL, ARG_WAIT },
                 { "interactive", no_argument, NULL, ARG_INTERACTIVE },
+                { "dbus", required_argument, NULL, ARG_DBUS },
                 {}
         };
         int c;
@@ -101,6 +106,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_INTERACTIVE:
                         arg_interactive = true;
+                        break;
+                case ARG_DBUS:
+                        arg_dbus = optarg;
                         break;
                 default:
                         return -EINVAL;
@@ -157,7 +165,7 @@ static int run(int argc, char *argv[]) {
                 r = load_config(&c);
                 if (r < 0)
                         return r;
-                return daemon_run(c, arg_listen);
+                return daemon_run(c, arg_listen, arg_dbus);
         }
         return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown command \"%s\"; see --help.", verb);
 }

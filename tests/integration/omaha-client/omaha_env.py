@@ -66,6 +66,8 @@ class Daemon:
         if os.path.exists(self.socket):
             os.unlink(self.socket)  # a previous daemon's
         self.log = open(tmp / "omaha-client.log", "w+")
+        if not any(a.startswith("--dbus=") for a in extra_args):
+            extra_args = [*extra_args, "--dbus=no"]
         args = [self.binary, f"--root={root}", f"--listen={self.socket}", *extra_args, "daemon"]
         env = dict(os.environ, SWITCHYARD_LOG_LEVEL="debug")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
