@@ -170,7 +170,57 @@ static int run(int argc, char *argv[]) {
         return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown command \"%s\"; see --help.", verb);
 }
 
+/* update_engine_client's flags (spec §3.2), accepted as -flag or --flag, in its priority order. */
+static int run_update_engine_client(int argc, char *argv[]) {
+        bool reset = false, status = false, check = false, update = false, watch = false;
+
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i][0] == '-' ? argv[i] + 1 + (argv[i][1] == '-') : NULL;
+
+                if (!a)
+                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unexpected argument \"%s\".", argv[i]);
+                if (streq(a, "reset_status"))
+                        reset = true;
+                else if (streq(a, "status"))
+                        status = true;
+                else if (streq(a, "check_for_update"))
+                        check = true;
+                else if (streq(a, "update"))
+                        update = true;
+                else if (streq(a, "watch_for_updates"))
+                        watch = true;
+                else if (startswith(a, "address="))
+                        arg_address = a + strlen("address=");
+                else if (streq(a, "help") || streq(a, "h")) {
+                        printf("update_engine_client [-status|-check_for_update|-update|-reset_status|"
+                               "-watch_for_updates] (served by omaha-client %s)\n", SWITCHYARD_VERSION);
+                        return 0;
+                } else
+                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown flag \"%s\".", argv[i]);
+        }
+        if (reset) {
+                int r = ctl_reset_status(arg_address);
+                if (r >= 0)
+                        printf("The status was reset. The updated slot may still be the next boot; "
+                               "\"slot-manager rollback\" undoes that.\n");
+                return r;
+        }
+        if (status)
+                return ctl_status(arg_address, false);
+        if (check)
+                return ctl_check(arg_address, false, false);
+        if (update)
+                return ctl_check(arg_address, true, false);
+        if (watch)
+                return ctl_watch(arg_address, false);
+        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Nothing to do; see -help.");
+}
+
 int main(int argc, char *argv[]) {
+        const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+
         log_setup(argv[0]);
+        if (streq(name, "update_engine_client"))
+                return run_update_engine_client(argc, argv) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         return run(argc, argv) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

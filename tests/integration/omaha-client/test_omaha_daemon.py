@@ -253,3 +253,23 @@ def test_payload_backoff(program, tmp_path, server):
         assert d.status()["last_error"] == 7
     finally:
         d.stop()
+
+
+def test_update_engine_client_compat(program, tmp_path, server):
+    root, d = start(program, tmp_path, server.url)
+    try:
+        uec = tmp_path / "update_engine_client"
+        uec.symlink_to(program("omaha-client"))
+        r = subprocess.run([str(uec), "-check_for_update", f"-address={d.socket}"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        d.wait_status(lambda s: s["jobs_finished"] == 1)
+        r = subprocess.run([str(uec), "--status", f"--address={d.socket}"], capture_output=True, text=True)
+        assert r.returncode == 0
+        lines = r.stdout.splitlines()
+        assert [l.split("=")[0] for l in lines] == ["LAST_CHECKED_TIME", "PROGRESS", "CURRENT_OP", "NEW_VERSION",
+                                                    "NEW_SIZE"]
+        assert "CURRENT_OP=UPDATE_STATUS_IDLE" in lines
+        r = subprocess.run([str(uec), "-update", f"-address={d.socket}"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and len(server.requests) == 2
+    finally:
+        d.stop()
