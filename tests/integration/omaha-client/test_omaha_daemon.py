@@ -7,8 +7,10 @@ import time
 
 import pytest
 
-from omaha_env import FAST_SCHEDULE, Daemon, make_root, set_pref, state_dir
+from omaha_env import skip_unless_built, FAST_SCHEDULE, Daemon, make_root, set_pref, state_dir
 from omaha_server import OmahaServer
+
+pytestmark = skip_unless_built()
 
 
 @pytest.fixture
@@ -273,3 +275,19 @@ def test_update_engine_client_compat(program, tmp_path, server):
         assert r.returncode == 0 and len(server.requests) == 2
     finally:
         d.stop()
+
+
+def test_socket_activation(program, tmp_path, server):
+    from activator import Activator
+    root = make_root(tmp_path / "root", server=server.url, switchyard_conf=FAST_SCHEDULE)
+    sock = tmp_path / "io.switchyard.Omaha"
+    binary = str(program("omaha-client"))
+    with Activator(sock, [binary, f"--root={root}", "--dbus=no", "daemon"], log_path=tmp_path / "act.log") as a:
+        r = subprocess.run([binary, f"--address={sock}", "--json", "status"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["current_operation"] == "UPDATE_STATUS_IDLE"
+        r = subprocess.run([binary, f"--address={sock}", "check", "--wait"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert a.starts == 1 and len(server.requests) == 1

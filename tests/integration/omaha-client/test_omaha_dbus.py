@@ -5,8 +5,10 @@ import time
 
 import pytest
 
-from omaha_env import FAST_SCHEDULE, Daemon, make_root
+from omaha_env import skip_unless_built, FAST_SCHEDULE, Daemon, make_root
 from omaha_server import OmahaServer
+
+pytestmark = skip_unless_built()
 
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">

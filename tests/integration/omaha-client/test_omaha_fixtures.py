@@ -5,7 +5,9 @@ import subprocess
 
 import pytest
 
-from omaha_env import arch, make_root, set_pref
+from omaha_env import skip_unless_built, arch, make_root, set_pref
+
+pytestmark = skip_unless_built()
 
 
 def print_request(binary, root, *args):

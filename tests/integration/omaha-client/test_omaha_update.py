@@ -12,8 +12,10 @@ import time
 import pytest
 
 from conftest import need_tool
-from omaha_env import FAST_SCHEDULE, Daemon, make_root, state_dir
+from omaha_env import skip_unless_built, FAST_SCHEDULE, Daemon, make_root, state_dir
 from omaha_server import OmahaServer
+
+pytestmark = skip_unless_built(peers=True)
 
 SLOT_MIB = 32
 OLD, NEW = "4459.0.0", "4500.0.0"
