@@ -283,11 +283,9 @@ static int job_write_slot(Job *j, const OmahaResponse *resp, const uint8_t sha25
                                               .expected_sha256 = resp->sha256 },
                                on_apply_progress, j, &apply_code, msg, sizeof msg);
                 pipe_r = safe_close(pipe_r);
-                if (r >= 0)
-                        /* payload-writer is done: the download must have ended too. Wait for its verdict. */
-                        (void) pthread_join(d.thread, NULL), d.started = false;
-                else
-                        omaha_download_finish(&d);
+                /* After a successful Apply the download has ended (payload-writer read up to EOF); after a
+                 * failed one it is stopped. Either way its verdict is final once joined. */
+                omaha_download_finish(&d);
                 j->download = NULL;
 
                 if (r >= 0 && d.error >= 0) {
@@ -596,10 +594,27 @@ int omaha_job_restore(const OmahaConfig *c, StatusBox *box) {
 }
 
 int omaha_job_reset(const OmahaConfig *c, StatusBox *box) {
+        _cleanup_(omaha_state_freep) OmahaState *s = NULL;
         _cleanup_free_ char *m = marker_path(c);
+        int r;
 
         if (!m)
                 return -ENOMEM;
+        if (access(m, F_OK) == 0) {
+                /* The staged update is abandoned on purpose: it must not be reported as a rollback (and
+                 * its version must not be refused) at the next check. */
+                r = omaha_state_load(c, &s);
+                if (r < 0)
+                        return r;
+                (void) omaha_state_set_string(&s->staged_version, NULL);
+                (void) omaha_state_set_string(&s->staged_slot, NULL);
+                r = omaha_state_save(s);
+                if (r < 0)
+                        return r;
+                r = omaha_pref_set(s, "previous-version", "", 0);
+                if (r < 0)
+                        return r;
+        }
         if (unlink(m) < 0 && errno != ENOENT)
                 return log_error_errno(errno, "Failed to remove %s: %m", m);
         status_set_offer(box, "0.0.0", 0);

@@ -291,3 +291,26 @@ def test_socket_activation(program, tmp_path, server):
                            timeout=60)
         assert r.returncode == 0, r.stderr
         assert a.starts == 1 and len(server.requests) == 1
+
+
+def test_reset_status(program, tmp_path, server):
+    """ResetStatus leaves UPDATED_NEED_REBOOT and forgets the staged update: no rollback report follows."""
+    root = make_root(tmp_path / "root", version="4459.0.0", server=server.url, switchyard_conf=FAST_SCHEDULE)
+    set_pref(root, "previous-version", "4459.0.0")
+    (state_dir(root) / "state.json").write_text(json.dumps({"staged_version": "4500.0.0", "staged_slot": "b"}))
+    marker = root / "run/switchyard/omaha-client/update-completed"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("")
+    d = Daemon(program("omaha-client"), root, tmp_path)
+    try:
+        st = d.status()
+        assert st["current_operation"] == "UPDATE_STATUS_UPDATED_NEED_REBOOT" and st["new_version"] == "4500.0.0"
+        d.ctl("reset-status")
+        st = d.status()
+        assert st["current_operation"] == "UPDATE_STATUS_IDLE" and st["new_version"] == "0.0.0"
+        assert not marker.exists()
+        d.ctl("check", "--wait")
+        assert server.requests[0].events == [(3, 2, None, "")]
+        assert json.loads((state_dir(root) / "state.json").read_text()).get("rolled_back") == []
+    finally:
+        d.stop()
