@@ -54,32 +54,36 @@ class Host:
     def build_update(self):
         """A /usr image (ext4 + verity tree), a kernel carrying its root hash, a signed payload."""
         t = self.tmp
-        self.usr = t / "usr.img"
-        with open(self.usr, "wb") as f:
-            f.truncate(12 * 1024 * 1024)
-        src = t / "usr-src"
-        (src / "share/flatcar").mkdir(parents=True)
-        (src / "share/flatcar/release").write_text(f"FLATCAR_RELEASE_VERSION={NEW}\n")
-        (src / "lib").mkdir()
-        (src / "lib/data.bin").write_bytes(os.urandom(3 * 1024 * 1024))
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(src), str(self.usr), "8M"], check=True,
-                       capture_output=True)
-        self.kernel = t / "vmlinuz"
-        self.kernel.write_bytes(os.urandom(512 * 1024))
-        r = subprocess.run([str(self.program("verity-check")), "format", str(self.usr), f"--embed-into={self.kernel}",
-                            "--json", "--no-progress"], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        self.root_hash = json.loads(r.stdout)["root_hash"]
         self.key = t / "key.pem"
         self.pub = t / "key.pub.pem"
         subprocess.run(["openssl", "genrsa", "-out", str(self.key), "2048"], check=True, capture_output=True)
         subprocess.run(["openssl", "rsa", "-in", str(self.key), "-pubout", "-out", str(self.pub)], check=True,
                        capture_output=True)
-        self.payload = t / "flatcar_production_update.gz"
-        r = subprocess.run([str(self.program("payload-writer")), "generate", f"--image={self.usr}",
-                            f"--kernel={self.kernel}", f"--key={self.key}", f"--output={self.payload}",
-                            "--chunk-size=256K"], capture_output=True, text=True)
+        self.usr, self.kernel, self.payload = self.make_payload(NEW)
+
+    def make_payload(self, version, name="update"):
+        t = self.tmp / f"{name}-{version}"
+        t.mkdir()
+        usr = t / "usr.img"
+        with open(usr, "wb") as f:
+            f.truncate(12 * 1024 * 1024)
+        src = t / "usr-src"
+        (src / "share/flatcar").mkdir(parents=True)
+        (src / "share/flatcar/release").write_text(f"FLATCAR_RELEASE_VERSION={version}\n")
+        (src / "lib").mkdir()
+        (src / "lib/data.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(src), str(usr), "8M"], check=True, capture_output=True)
+        kernel = t / "vmlinuz"
+        kernel.write_bytes(os.urandom(512 * 1024))
+        r = subprocess.run([str(self.program("verity-check")), "format", str(usr), f"--embed-into={kernel}",
+                            "--json", "--no-progress"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
+        payload = t / "flatcar_production_update.gz"
+        r = subprocess.run([str(self.program("payload-writer")), "generate", f"--image={usr}", f"--kernel={kernel}",
+                            f"--key={self.key}", f"--output={payload}", "--chunk-size=256K"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return usr, kernel, payload
 
     def start_services(self):
         p, self.slots_sock = start_service(self.program("slot-manager"), self.tmp, "slot-manager",
@@ -244,3 +248,29 @@ def test_wrong_size_or_hash_refused(host, lie, code):
     b = [x for x in s["slots"] if x["slot"] == "b"][0]
     assert b["priority"] == 0
     assert usr_a_digest(host) == a_before
+
+
+def test_newer_version_replaces_staged_slot(host):
+    with OmahaServer(payload=host.payload, version=NEW) as server:
+        d = host.start_client(server)
+        try:
+            d.ctl("check", "--wait", timeout=180)
+            assert d.status()["current_operation"] == "UPDATE_STATUS_UPDATED_NEED_REBOOT"
+            # Before the reboot a newer version appears: it is written over the staged, unbooted slot.
+            usr2, kernel2, payload2 = host.make_payload("4600.0.0")
+            server.payload = payload2
+            server.version = "4600.0.0"
+            d.ctl("check", "--wait", timeout=180)
+            st = d.status()
+            assert st["current_operation"] == "UPDATE_STATUS_UPDATED_NEED_REBOOT", d.logtext()
+            assert st["new_version"] == "4600.0.0"
+            assert "replaces the staged, not yet booted 4500.0.0" in d.logtext()
+        finally:
+            d.stop()
+        assert server.events()[-3:] == [(13, 1, None, None), (14, 1, None, None), (3, 1, None, None)]
+    assert host.slot_bytes("b", usr2.stat().st_size) == usr2.read_bytes()
+    assert (host.esp / "flatcar/vmlinuz-b").read_bytes() == kernel2.read_bytes()
+    assert host.slot_status()["next"] == "b"
+    assert (state_dir(host.root) / "prefs/previous-version").read_text() == OLD
+    state = json.loads((state_dir(host.root) / "state.json").read_text())
+    assert state["staged_version"] == "4600.0.0"
