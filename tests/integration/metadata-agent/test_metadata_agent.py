@@ -1,0 +1,514 @@
+"""metadata-agent against local mock metadata services replaying ../shared/fixtures/metadata."""
+import json
+import os
+import pathlib
+import stat
+import subprocess
+
+import pytest
+
+import metadata_mock
+
+FAST = {"SWITCHYARD_METADATA_RETRIES": "2", "SWITCHYARD_METADATA_BACKOFF_MS": "20",
+        "SWITCHYARD_METADATA_TIMEOUT": "5"}
+HTTP_PROVIDERS = ["aws", "gcp", "azure", "packet", "scaleway", "akamai", "oraclecloud", "hetzner",
+                  "openstack-metadata", "aliyun", "exoscale", "vultr", "upcloud"]
+
+
+@pytest.fixture
+def agent(program):
+    return program("metadata-agent")
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    """Two freshly generated public keys (ed25519 and RSA)."""
+    if not os.path.exists("/usr/bin/ssh-keygen"):
+        pytest.skip("ssh-keygen is not installed")
+    d = tmp_path_factory.mktemp("keys")
+    out = []
+    for t in ("ed25519", "rsa"):
+        subprocess.run(["ssh-keygen", "-q", "-t", t, "-N", "", "-C", f"test-{t}", "-f", str(d / t)], check=True)
+        out.append((d / f"{t}.pub").read_text().strip())
+    return out
+
+
+def run(agent, args, env=None, check=True):
+    e = dict(os.environ)
+    for k in list(e):
+        if k.startswith("SWITCHYARD_METADATA_") or k.lower().endswith("_proxy"):
+            del e[k]
+    e.update(FAST)
+    e.update(env or {})
+    p = subprocess.run([str(agent)] + args, env=e, capture_output=True, text=True, timeout=120)
+    if check and p.returncode != 0:
+        raise AssertionError(f"metadata-agent failed ({p.returncode}): {p.stderr}")
+    return p
+
+
+def read_env_file(path):
+    out = {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        k, v = line.split("=", 1)
+        assert k not in out
+        out[k] = v
+    return out
+
+
+def make_root(tmp_root, user="core"):
+    home = tmp_root / "home" / user
+    home.mkdir(parents=True)
+    (tmp_root / "etc" / "passwd").write_text(
+        f"root:x:0:0:root:/root:/bin/sh\n{user}:x:{os.getuid()}:{os.getgid()}:Core:/home/{user}:/bin/bash\n")
+    return home
+
+
+@pytest.mark.parametrize("provider", HTTP_PROVIDERS)
+def test_attributes_match_spec(agent, fixtures_dir, tmp_path, provider, keys):
+    mock, exp = metadata_mock.provider_mock(provider, fixtures_dir, ssh_keys=keys)
+    with mock:
+        out = tmp_path / "run" / "metadata" / "afterburn"
+        run(agent, ["--provider", provider, "--attributes", str(out), "--hostname", str(tmp_path / "hostname")],
+            env=exp["env"])
+        got = read_env_file(out)
+        assert got == {f"AFTERBURN_{k}": v for k, v in exp["attributes"].items()}
+        # Sorted, one line each, mode 0644, no temporary files left behind.
+        lines = out.read_text().splitlines()
+        assert lines == sorted(lines)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644
+        assert sorted(p.name for p in out.parent.iterdir()) == ["afterburn"]
+        if exp["hostname"]:
+            assert (tmp_path / "hostname").read_text() == exp["hostname"] + "\n"
+        else:
+            assert not (tmp_path / "hostname").exists()
+
+
+@pytest.mark.parametrize("provider", HTTP_PROVIDERS)
+def test_ssh_keys_written(agent, fixtures_dir, tmp_root, provider, keys):
+    home = make_root(tmp_root)
+    mock, exp = metadata_mock.provider_mock(provider, fixtures_dir, ssh_keys=keys)
+    with mock:
+        run(agent, ["--provider", provider, "--ssh-keys", "core", "--root", str(tmp_root)], env=exp["env"])
+    f = home / ".ssh" / "authorized_keys.d" / "afterburn"
+    if not exp["ssh_keys"]:
+        assert not f.exists()
+        return
+    assert f.read_text().splitlines() == exp["ssh_keys"]
+    assert stat.S_IMODE(f.stat().st_mode) == 0o600
+    assert stat.S_IMODE((home / ".ssh").stat().st_mode) == 0o700
+    assert stat.S_IMODE(f.parent.stat().st_mode) == 0o700
+    assert f.stat().st_uid == os.getuid()
+    assert [p.name for p in f.parent.iterdir()] == ["afterburn"]
+
+
+def test_flatcar_names_and_legacy_cli(agent, fixtures_dir, tmp_path):
+    """Flatcar's unit: coreos-metadata -cmdline -attributes=/run/metadata/flatcar, renamed natively."""
+    link = tmp_path / "coreos-metadata"
+    link.symlink_to(agent)
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("BOOT_IMAGE=/vmlinuz flatcar.oem.id=ec2 root=LABEL=ROOT\n")
+    mock, exp = metadata_mock.provider_mock("aws", fixtures_dir)
+    with mock:
+        out = tmp_path / "flatcar"
+        run(link, ["-cmdline", f"-attributes={out}", f"-cmdline-file={cmdline}"], env=exp["env"])
+    got = read_env_file(out)
+    assert got["COREOS_EC2_INSTANCE_ID"] == "test-instance-id"
+    assert got["COREOS_EC2_AVAILABILITY_ZONE_ID"] == "test-availability-zone-id"
+    assert got["COREOS_EC2_REGION"] == "test-region"
+    assert len(got) == len(exp["attributes"]) and all(k.startswith("COREOS_EC2_") for k in got)
+
+
+def test_flatcar_style_gce_and_values_untouched(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("gcp", fixtures_dir)
+    mock.add("/computeMetadata/v1/instance/hostname", "AWS-and-GCP-host", required_headers={"Metadata-Flavor": "Google"})
+    with mock:
+        out = tmp_path / "flatcar"
+        run(agent, ["-provider", "gce", "-attributes", str(out), "-attributes-style", "flatcar"], env=exp["env"])
+    got = read_env_file(out)
+    assert got["COREOS_GCE_HOSTNAME"] == "AWS-and-GCP-host"  # sed would have rewritten the value too
+    assert got["COREOS_GCE_IP_LOCAL_0"] == "test-ip-local"
+
+
+@pytest.mark.parametrize("line,provider", [
+    ("flatcar.oem.id=azure coreos.oem.id=ec2", "azure"),
+    ("coreos.oem.id=gce", "gcp"),
+    ("flatcar.oem.id= coreos.oem.id=ec2", "aws"),
+])
+def test_provider_from_cmdline(agent, tmp_path, line, provider):
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text(line + "\n")
+    # No action: only the provider lookup runs; an unreachable base address is never contacted.
+    p = run(agent, ["--cmdline", "--cmdline-file", str(cmdline), "--json"], check=False,
+            env={f"SWITCHYARD_METADATA_URL_{provider.upper()}": "http://127.0.0.1:9",
+                 "SWITCHYARD_METADATA_URL_AZURE_WIRESERVER": "http://127.0.0.1:9",
+                 "SWITCHYARD_METADATA_RETRIES": "0"})
+    assert f"127.0.0.1:9" in p.stderr and p.returncode != 0
+
+
+def test_unknown_and_missing_provider(agent, tmp_path):
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("flatcar.oem.id=qemu\n")
+    p = run(agent, ["--cmdline", "--cmdline-file", str(cmdline), "--attributes", str(tmp_path / "a")], check=False)
+    assert p.returncode != 0 and 'Unknown provider "qemu"' in p.stderr
+    cmdline.write_text("root=/dev/sda\n")
+    p = run(agent, ["--cmdline", "--cmdline-file", str(cmdline), "--attributes", str(tmp_path / "a")], check=False)
+    assert p.returncode != 0 and "flatcar.oem.id" in p.stderr
+    p = run(agent, ["--attributes", str(tmp_path / "a")], check=False)
+    assert p.returncode != 0 and "Exactly one of --provider and --cmdline" in p.stderr
+    assert not (tmp_path / "a").exists()
+
+
+def test_aws_imdsv2_token_sent(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("aws", fixtures_dir)
+    with mock:
+        run(agent, ["--provider", "aws", "--attributes", str(tmp_path / "a")], env=exp["env"])
+        gets = [r for r in mock.requests if r["method"] == "GET"]
+        assert gets and all(r["headers"].get("x-aws-ec2-metadata-token") == "test-api-token" for r in gets)
+        assert len(mock.requests_to("/latest/api/token", "PUT")) == 1
+
+
+def test_aws_missing_token_endpoint_falls_back_to_imdsv1(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("aws", fixtures_dir)
+    with mock:
+        mock.remove("/latest/api/token", "PUT")
+        for path, body in json.loads((fixtures_dir / "metadata/aws/imds-endpoints.json").read_text())["get"].items():
+            mock.add(path, body)  # no token required
+        p = run(agent, ["--provider", "aws", "--attributes", str(tmp_path / "a")], env=exp["env"])
+        assert "falling back to IMDSv1" in p.stderr
+        assert read_env_file(tmp_path / "a") == {f"AFTERBURN_{k}": v for k, v in exp["attributes"].items()}
+        assert all("x-aws-ec2-metadata-token" not in r["headers"] for r in mock.requests if r["method"] == "GET")
+        assert len(mock.requests_to("/latest/api/token", "PUT")) == 3  # 1 + 2 retries
+
+
+def test_aws_ssh_keys_listing(agent, fixtures_dir, tmp_root, keys):
+    home = make_root(tmp_root)
+    mock, exp = metadata_mock.provider_mock("aws", fixtures_dir)
+    h = {"X-aws-ec2-metadata-token": "test-api-token"}
+    with mock:
+        mock.add("/2021-01-03/meta-data/public-keys", "0=first\n1=second", required_headers=h)
+        mock.add("/2021-01-03/meta-data/public-keys/0/openssh-key", keys[0] + "\n", required_headers=h)
+        mock.add("/2021-01-03/meta-data/public-keys/1/openssh-key", keys[1], required_headers=h)
+        run(agent, ["--provider", "ec2", "--ssh-keys", "core", "--root", str(tmp_root)], env=exp["env"])
+        f = home / ".ssh/authorized_keys.d/afterburn"
+        assert f.read_text() == keys[0] + "\n" + keys[1] + "\n"
+        # A 404 on a listed key is an error; the existing file stays as it was.
+        mock.remove("/2021-01-03/meta-data/public-keys/1/openssh-key")
+        p = run(agent, ["--provider", "ec2", "--ssh-keys", "core", "--root", str(tmp_root)], env=exp["env"], check=False)
+        assert p.returncode != 0 and "HTTP status 404" in p.stderr
+        assert f.read_text() == keys[0] + "\n" + keys[1] + "\n"
+        # A 404 on the listing means no keys: the file is removed.
+        mock.remove("/2021-01-03/meta-data/public-keys")
+        run(agent, ["--provider", "ec2", "--ssh-keys", "core", "--root", str(tmp_root)], env=exp["env"])
+        assert not f.exists()
+
+
+def test_gcp_ssh_key_order(agent, fixtures_dir, tmp_root, keys):
+    home = make_root(tmp_root)
+    mock, exp = metadata_mock.provider_mock("gcp", fixtures_dir)
+    h = {"Metadata-Flavor": "Google"}
+    with mock:
+        mock.add("/computeMetadata/v1/instance/attributes/ssh-keys", f"core:{keys[0]}\n\n", required_headers=h)
+        mock.add("/computeMetadata/v1/project/attributes/ssh-keys", f"other:{keys[1]}", required_headers=h)
+        run(agent, ["--provider", "gcp", "--ssh-keys", "core", "--root", str(tmp_root)], env=exp["env"])
+        f = home / ".ssh/authorized_keys.d/afterburn"
+        assert f.read_text().splitlines() == keys
+        mock.add("/computeMetadata/v1/instance/attributes/block-project-ssh-keys", "true", required_headers=h)
+        run(agent, ["--provider", "gcp", "--ssh-keys", "core", "--root", str(tmp_root)], env=exp["env"])
+        assert f.read_text().splitlines() == keys[:1]
+        mock.add("/computeMetadata/v1/instance/attributes/ssh-keys", "no-colon-here", required_headers=h)
+        p = run(agent, ["--provider", "gcp", "--ssh-keys", "core", "--root", str(tmp_root)], env=exp["env"], check=False)
+        assert p.returncode != 0 and "user:" in p.stderr
+        assert f.read_text().splitlines() == keys[:1]
+
+
+def test_ssh_keys_unknown_user(agent, fixtures_dir, tmp_root):
+    make_root(tmp_root)
+    mock, exp = metadata_mock.provider_mock("vultr", fixtures_dir)
+    with mock:
+        p = run(agent, ["--provider", "vultr", "--ssh-keys", "nobody-here", "--root", str(tmp_root)], env=exp["env"],
+                check=False)
+    assert p.returncode != 0 and "User nobody-here does not exist" in p.stderr
+
+
+def test_ssh_keys_refuse_symlinked_dir(agent, fixtures_dir, tmp_root, tmp_path):
+    home = make_root(tmp_root)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (home / ".ssh").symlink_to(elsewhere)
+    mock, exp = metadata_mock.provider_mock("vultr", fixtures_dir)
+    with mock:
+        p = run(agent, ["--provider", "vultr", "--ssh-keys", "core", "--root", str(tmp_root)], env=exp["env"], check=False)
+    assert p.returncode != 0
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_digitalocean_placeholder_key_fails_without_output(agent, fixtures_dir, tmp_root):
+    """The fixture's key is truncated; DigitalOcean fails the run on a bad key (only Aliyun, Vultr and
+    UpCloud skip them)."""
+    home = make_root(tmp_root)
+    mock, exp = metadata_mock.provider_mock("digitalocean", fixtures_dir)
+    with mock:
+        p = run(agent, ["--provider", "digitalocean", "--ssh-keys", "core", "--root", str(tmp_root)], env=exp["env"],
+                check=False)
+        assert p.returncode != 0 and "Invalid SSH public key" in p.stderr
+        assert not (home / ".ssh").exists()
+        out = tmp_root / "attrs"
+        run(agent, ["--provider", "digitalocean", "--attributes", str(out)], env=exp["env"])
+        assert read_env_file(out) == {f"AFTERBURN_{k}": v for k, v in exp["attributes"].items()}
+
+
+def test_vultr_skips_bad_key(agent, fixtures_dir, tmp_root, keys):
+    home = make_root(tmp_root)
+    mock, exp = metadata_mock.provider_mock("vultr", fixtures_dir)
+    with mock:
+        mock.add("/v1/public-keys", f"garbage line\n{keys[0]}\n")
+        run(agent, ["--provider", "vultr", "--ssh-keys", "core", "--root", str(tmp_root)], env=exp["env"])
+    assert (home / ".ssh/authorized_keys.d/afterburn").read_text() == keys[0] + "\n"
+
+
+# ---- error cases: each gives a clear message and leaves no (partial) file ----
+
+def _attr_fails(agent, provider, exp, tmp_path, env=None):
+    out = tmp_path / "out" / "attrs"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("OLD=1\n")
+    e = dict(exp["env"])
+    e.update(env or {})
+    p = run(agent, ["--provider", provider, "--attributes", str(out), "--hostname", str(tmp_path / "out" / "hn")],
+            env=e, check=False)
+    assert p.returncode != 0
+    assert out.read_text() == "OLD=1\n"
+    assert sorted(x.name for x in out.parent.iterdir()) == ["attrs"]
+    return p
+
+
+def test_error_404_is_fatal_for_exoscale(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("exoscale", fixtures_dir)
+    with mock:
+        mock.remove("/1.0/meta-data/vm-id")
+        p = _attr_fails(agent, "exoscale", exp, tmp_path)
+    assert "/1.0/meta-data/vm-id failed after 3 attempts: HTTP status 404" in p.stderr
+
+
+def test_error_500_then_recovery(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("digitalocean", fixtures_dir)
+    with mock:
+        route = mock.routes[("GET", "/metadata/v1.json")]
+        route.fail_first = 2
+        out = tmp_path / "attrs"
+        p = run(agent, ["--provider", "digitalocean", "--attributes", str(out)], env=exp["env"])
+        assert route.hits == 3
+        assert "HTTP status 500" in p.stderr and "retrying" in p.stderr
+        assert read_env_file(out)["AFTERBURN_DIGITALOCEAN_REGION"] == "nyc3"
+        route.hits = 0
+        route.fail_first = 10
+        p = _attr_fails(agent, "digitalocean", exp, tmp_path)
+        assert "failed after 3 attempts: HTTP status 500" in p.stderr
+
+
+def test_error_slow_response_times_out(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("scaleway", fixtures_dir)
+    with mock:
+        mock.routes[("GET", "/conf?format=json")].delay = 3
+        p = _attr_fails(agent, "scaleway", exp, tmp_path,
+                        env={"SWITCHYARD_METADATA_TIMEOUT": "1", "SWITCHYARD_METADATA_RETRIES": "1"})
+    assert "failed after 2 attempts" in p.stderr and "imeout" in p.stderr
+
+
+def test_error_malformed_json(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("oraclecloud", fixtures_dir)
+    with mock:
+        mock.add("/opc/v2/instance", '{"id": "x", ', required_headers={"Authorization": "Bearer Oracle"})
+        p = _attr_fails(agent, "oraclecloud", exp, tmp_path)
+    assert "malformed JSON" in p.stderr
+
+
+def test_error_json_wrong_shape(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("oraclecloud", fixtures_dir)
+    doc = json.loads((fixtures_dir / "metadata/oraclecloud/opc-v2-instance.json").read_text())
+    doc["metadata"] = {"nested": {"a": 1}}  # 5.10.0 requires string values
+    with mock:
+        mock.add("/opc/v2/instance", json.dumps(doc), required_headers={"Authorization": "Bearer Oracle"})
+        p = _attr_fails(agent, "oraclecloud", exp, tmp_path)
+    assert 'metadata value "nested" is not a string' in p.stderr
+
+
+def test_error_malformed_xml(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("azure", fixtures_dir)
+    with mock:
+        mock.add("/machine/?comp=goalstate", "<GoalState><Incarnation>1</Incarnation>")
+        p = _attr_fails(agent, "azure", exp, tmp_path)
+    assert "malformed XML" in p.stderr
+
+
+def test_error_xml_entities_refused(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("azure", fixtures_dir)
+    with mock:
+        mock.add("/?comp=versions", '<?xml version="1.0"?><!DOCTYPE v [<!ENTITY a "aaaa">]><Versions>&a;</Versions>')
+        p = _attr_fails(agent, "azure", exp, tmp_path)
+    assert "malformed XML" in p.stderr
+
+
+def test_error_azure_unsupported_version(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("azure", fixtures_dir)
+    with mock:
+        mock.add("/?comp=versions", "<Versions><Supported><Version>2015-04-05</Version></Supported></Versions>")
+        p = _attr_fails(agent, "azure", exp, tmp_path)
+    assert "2012-11-30" in p.stderr
+
+
+def test_error_oversized_body(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("hetzner", fixtures_dir)
+    with mock:
+        route = mock.routes[("GET", "/hetzner/v1/metadata")]
+        route.body = b"a: " + b"x" * (3 * 1024 * 1024) + b"\n"
+        p = _attr_fails(agent, "hetzner", exp, tmp_path)
+        assert "larger than" in p.stderr
+        assert route.hits == 1  # not retried
+
+
+def test_error_newline_in_value(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("vultr", fixtures_dir)
+    with mock:
+        mock.add("/v1/hostname", "evil\nINJECTED=1")
+        p = _attr_fails(agent, "vultr", exp, tmp_path)
+    assert "line break" in p.stderr
+
+
+def test_error_unreachable(agent, tmp_path):
+    p = _attr_fails(agent, "upcloud", {"env": {"SWITCHYARD_METADATA_URL_UPCLOUD": "http://127.0.0.1:9"}}, tmp_path)
+    assert "metadata/v1/hostname failed after 3 attempts" in p.stderr
+
+
+def test_requests_are_concurrent(agent, fixtures_dir, tmp_path):
+    """Ten independent AWS values, each answered after 0.5 s, take far less than 5 s."""
+    import time
+    mock, exp = metadata_mock.provider_mock("aws", fixtures_dir)
+    with mock:
+        for (method, path), route in mock.routes.items():
+            if path.startswith("/2021-01-03/meta-data/"):
+                route.delay = 0.5
+        t = time.monotonic()
+        run(agent, ["--provider", "aws", "--attributes", str(tmp_path / "a")], env=exp["env"])
+        assert time.monotonic() - t < 2.5
+
+
+def test_proxy_honoured(agent, fixtures_dir, tmp_path):
+    """http_proxy is used for a non-link-local address: the mock receives absolute-form requests."""
+    mock, exp = metadata_mock.provider_mock("vultr", fixtures_dir)
+    with mock:
+        for path in ("/v1/hostname", "/v1/instanceid", "/v1/region/regioncode"):
+            mock.add("http://metadata.invalid" + path, mock.routes[("GET", path)].body)
+        run(agent, ["--provider", "vultr", "--attributes", str(tmp_path / "a")],
+            env={"SWITCHYARD_METADATA_URL_VULTR": "http://metadata.invalid", "http_proxy": mock.url})
+        assert read_env_file(tmp_path / "a")["AFTERBURN_VULTR_INSTANCE_ID"] == "test-instance-id"
+
+
+# ---- check-in ----
+
+def test_azure_ready_report(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("azure", fixtures_dir)
+    with mock:
+        run(agent, ["--provider", "azure", "--check-in"], env=exp["env"])
+        posts = mock.requests_to("/machine/?comp=health", "POST")
+    assert len(posts) == 1
+    tmpl = (fixtures_dir / "metadata/azure/wireserver/health-ready.xml.template").read_text()
+    want = tmpl.replace("{GoalStateIncarnation}", "42").replace(
+        "{ContainerId}", "a511aa6d-29e7-4f53-8788-55655dfe848f").replace(
+        "{InstanceId}", "f6cd1d7ef1644557b9059345e5ba890c.lars-test-1")
+    assert posts[0]["body"].decode().strip() == want.strip()
+    assert posts[0]["headers"]["content-type"] == "text/xml; charset=utf-8"
+    assert posts[0]["headers"]["x-ms-version"] == "2012-11-30"
+    assert posts[0]["headers"]["x-ms-agent-name"] == "com.coreos.afterburn"
+
+
+def test_packet_phone_home(agent, fixtures_dir):
+    mock, exp = metadata_mock.provider_mock("packet", fixtures_dir)
+    with mock:
+        run(agent, ["--provider", "packet", "--check-in"], env=exp["env"])
+        posts = mock.requests_to("/phone-home", "POST")
+    assert len(posts) == 1 and posts[0]["body"] == b""
+    assert posts[0]["headers"]["content-type"] == "application/json"
+
+
+def test_scaleway_boot_checkin(agent, fixtures_dir):
+    mock, exp = metadata_mock.provider_mock("scaleway", fixtures_dir)
+    with mock:
+        run(agent, ["--provider", "scaleway", "--check-in"], env=exp["env"])
+        patches = mock.requests_to("/state", "PATCH")
+    assert len(patches) == 1
+    assert patches[0]["body"] == (fixtures_dir / "metadata/scaleway/state-patch-body.json").read_bytes().strip()
+    assert patches[0]["headers"]["content-type"] == "application/json"
+
+
+def test_checkin_without_support_is_a_noop(agent, fixtures_dir):
+    mock, exp = metadata_mock.provider_mock("vultr", fixtures_dir)
+    with mock:
+        p = run(agent, ["--provider", "vultr", "--check-in"], env=exp["env"])
+        assert mock.requests == []
+    assert "has none" in p.stderr
+
+
+# ---- config drives ----
+
+def test_openstack_config_drive(agent, fixtures_dir, tmp_path):
+    drive = fixtures_dir / "metadata/openstack/config-drive"
+    out = tmp_path / "attrs"
+    p = run(agent, ["--provider", "openstack", "--config-drive", str(drive), "--attributes", str(out), "--json"])
+    meta = json.loads((drive / "openstack/latest/meta_data.json").read_text())
+    ec2 = json.loads((drive / "ec2/latest/meta-data.json").read_text())
+    want = {"AFTERBURN_OPENSTACK_HOSTNAME": meta["hostname"], "AFTERBURN_OPENSTACK_INSTANCE_UUID": meta["uuid"],
+            "AFTERBURN_OPENSTACK_INSTANCE_ID": ec2["instance-id"], "AFTERBURN_OPENSTACK_INSTANCE_TYPE": ec2["instance-type"],
+            "AFTERBURN_OPENSTACK_IPV4_LOCAL": ec2["local-ipv4"], "AFTERBURN_OPENSTACK_IPV4_PUBLIC": ec2["public-ipv4"]}
+    assert read_env_file(out) == {k: v for k, v in want.items() if v is not None}
+    j = json.loads(p.stdout)
+    assert j["hostname"] == meta["hostname"]
+    assert len(j["ssh_keys"]) == len(meta.get("public_keys", {}))
+
+
+def test_openstack_falls_back_to_metadata_service(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("openstack-metadata", fixtures_dir)
+    with mock:
+        p = run(agent, ["--provider", "openstack", "--config-drive", str(tmp_path / "missing"),
+                        "--attributes", str(tmp_path / "a")], env=exp["env"])
+    assert "metadata service" in p.stderr
+    assert read_env_file(tmp_path / "a") == {f"AFTERBURN_{k}": v for k, v in exp["attributes"].items()}
+
+
+@pytest.mark.parametrize("provider,prefix,keys", [("powervs", "POWERVS", 1), ("ibmcloud-classic", "IBMCLOUD_CLASSIC", 0)])
+def test_configdrive_providers(agent, fixtures_dir, tmp_path, provider, prefix, keys):
+    drive = fixtures_dir / "metadata" / provider / "config-drive"
+    meta = json.loads((drive / "openstack/latest/meta_data.json").read_text())
+    p = run(agent, ["--provider", provider, "--config-drive", str(drive), "--json"])
+    j = json.loads(p.stdout)
+    assert j["attributes"] == {f"AFTERBURN_{prefix}_INSTANCE_ID": meta["uuid"],
+                               f"AFTERBURN_{prefix}_LOCAL_HOSTNAME": meta["name"]}
+    assert j["hostname"] == meta["name"]
+    assert len(j["ssh_keys"]) == keys
+
+
+# ---- initrd network kargs ----
+
+def test_rd_network_kargs(agent, tmp_path):
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("flatcar.oem.id=openstack root=LABEL=ROOT\n")
+    root = tmp_path / "root"
+    run(agent, ["exp", "rd-network-kargs", "--cmdline", "--cmdline-file", str(cmdline), "--root", str(root),
+                "--default-value", "ip=dhcp rd.neednet=1"])
+    assert (root / "etc/cmdline.d/50-afterburn-network-kargs.conf").read_text() == "ip=dhcp rd.neednet=1\n"
+    cmdline.write_text("flatcar.oem.id=openstack ip=eth0:dhcp\n")
+    root2 = tmp_path / "root2"
+    run(agent, ["exp", "rd-network-kargs", "--cmdline", "--cmdline-file", str(cmdline), "--root", str(root2),
+                "--default-value", "ip=dhcp"])
+    assert not (root2 / "etc").exists()
+    cmdline.write_text("flatcar.oem.id=vmware\n")
+    p = run(agent, ["exp", "rd-network-kargs", "--cmdline", "--cmdline-file", str(cmdline), "--root", str(root2),
+                    "--default-value", ""], check=False)
+    assert p.returncode != 0 and "not supported" in p.stderr
+
+
+def test_help_and_version(agent):
+    p = run(agent, ["--help"])
+    assert "--ssh-keys" in p.stdout and "aws" in p.stdout
+    p = run(agent, ["--version"])
+    assert p.stdout.startswith("metadata-agent ")
