@@ -15,6 +15,11 @@ void metadata_done(Metadata *m) {
         for (size_t i = 0; i < m->n_ssh_keys; i++)
                 free(m->ssh_keys[i]);
         free(m->ssh_keys);
+        for (size_t i = 0; i < m->n_net_units; i++) {
+                free(m->net_units[i].key);
+                free(m->net_units[i].value);
+        }
+        free(m->net_units);
         free(m->hostname);
         *m = (Metadata) {};
 }
@@ -77,6 +82,20 @@ int metadata_set_hostname(Metadata *m, const char *hostname) {
                 return -ENOMEM;
         free(m->hostname);
         m->hostname = h;
+        return 0;
+}
+
+int metadata_add_net_unit(Metadata *m, const char *name, const char *contents) {
+        _cleanup_free_ char *n = strdup(name), *c = strdup(contents);
+        MetadataAttribute *a;
+
+        if (!n || !c)
+                return -ENOMEM;
+        a = reallocarray(m->net_units, m->n_net_units + 1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        m->net_units = a;
+        m->net_units[m->n_net_units++] = (MetadataAttribute) { .key = TAKE_PTR(n), .value = TAKE_PTR(c) };
         return 0;
 }
 

@@ -19,6 +19,8 @@ typedef struct Metadata {
         char **ssh_keys;      /* normalised OpenSSH lines */
         size_t n_ssh_keys;
         bool ssh_keys_valid;  /* the provider answered the key question (possibly with zero keys) */
+        MetadataAttribute *net_units; /* systemd-networkd files: key = file name, value = contents */
+        size_t n_net_units;
 } Metadata;
 
 typedef enum AttributeStyle {
@@ -35,6 +37,8 @@ int metadata_set_attr(Metadata *m, const char *key, const char *value);
 int metadata_set_attrf(Metadata *m, const char *value, const char *key_format, ...) _printf_(3, 4);
 const char *metadata_get_attr(const Metadata *m, const char *key);
 int metadata_set_hostname(Metadata *m, const char *hostname);
+/* Adds a network unit file (name and contents, both copied). */
+int metadata_add_net_unit(Metadata *m, const char *name, const char *contents);
 /* Validates line as an OpenSSH public key and appends its normalised form; duplicates are dropped.
  * Returns -EBADMSG (after logging which key) if it does not parse. */
 int metadata_add_ssh_key(Metadata *m, const char *line, const char *origin);

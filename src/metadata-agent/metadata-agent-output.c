@@ -227,3 +227,24 @@ int output_write_network_kargs(const char *root, const char *kargs) {
         log_info("Wrote network kernel arguments to %s.", path);
         return 0;
 }
+
+int output_write_network_units(const char *dir, const Metadata *m) {
+        int r;
+
+        r = mkdir_p(dir, 0755);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create %s: %m", dir);
+        for (size_t i = 0; i < m->n_net_units; i++) {
+                _cleanup_free_ char *path = NULL;
+
+                if (strchr(m->net_units[i].key, '/') || m->net_units[i].key[0] == '.')
+                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Refusing network unit name %s.", m->net_units[i].key);
+                if (asprintf(&path, "%s/%s", dir, m->net_units[i].key) < 0)
+                        return log_oom();
+                r = write_string_file_atomic(path, m->net_units[i].value, 0644);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to write %s: %m", path);
+        }
+        log_info("Wrote %zu network unit%s to %s.", m->n_net_units, m->n_net_units == 1 ? "" : "s", dir);
+        return 0;
+}

@@ -11,6 +11,7 @@ typedef enum Want {
         WANT_ATTRIBUTES = 1 << 0,
         WANT_HOSTNAME = 1 << 1,
         WANT_SSH_KEYS = 1 << 2,
+        WANT_NETWORK = 1 << 3, /* systemd-networkd units (providers with .network_units) */
 } Want;
 
 typedef struct ProviderContext {
@@ -25,7 +26,8 @@ typedef struct Provider {
         const char *default_url; /* main base address (scheme://host[:port][/path]) */
         int (*fetch)(ProviderContext *c, unsigned want, Metadata *m);
         int (*check_in)(ProviderContext *c); /* NULL: nothing to report on this platform */
-        bool has_network_config;             /* upstream writes network units for it (not supported here) */
+        bool network_units;                  /* fetch() fills Metadata.net_units for WANT_NETWORK */
+        bool has_network_config;             /* upstream writes network configuration we do not produce */
 } Provider;
 
 extern const Provider provider_akamai, provider_aliyun, provider_aws, provider_azure, provider_digitalocean,

@@ -91,7 +91,8 @@ static void help(const char *prog) {
                "  --hostname PATH          write the hostname\n"
                "  --check-in               report a successful boot to the platform\n"
                "  --network-units DIR, --netplan-config DIR, --networkmanager-profiles DIR\n"
-               "                           network configuration (only for providers without any)\n"
+               "                           network configuration: systemd-networkd units for\n"
+               "                           digitalocean; nothing for providers without any\n"
                "Options:\n"
                "  --provider NAME          one of the providers below (ec2 and gce are aliases)\n"
                "  --cmdline                take the provider from flatcar.oem.id/coreos.oem.id\n"
@@ -201,15 +202,21 @@ static int run_multi(const Args *a) {
         r = fetch_policy_from_env(&c.policy);
         if (r < 0)
                 return r;
-        if ((a->network_units || a->netplan || a->nm_profiles) && p->has_network_config)
+        if (a->network_units && p->has_network_config && !p->network_units)
                 return log_error_errno(SYNTHETIC_ERRNO(EOPNOTSUPP),
-                                       "Writing network configuration for %s is not supported by metadata-agent.", p->name);
+                                       "Writing network units for %s is not supported by metadata-agent.", p->name);
+        if ((a->netplan || a->nm_profiles) && (p->has_network_config || p->network_units))
+                return log_error_errno(SYNTHETIC_ERRNO(EOPNOTSUPP),
+                                       "Writing netplan or NetworkManager configuration for %s is not supported by metadata-agent.",
+                                       p->name);
         if (a->attributes || a->json)
                 want |= WANT_ATTRIBUTES;
         if (a->hostname || a->json)
                 want |= WANT_HOSTNAME;
         if (a->ssh_keys_user || a->json)
                 want |= WANT_SSH_KEYS;
+        if (a->network_units && p->network_units)
+                want |= WANT_NETWORK;
         if (!want && !a->check_in && !a->network_units && !a->netplan && !a->nm_profiles)
                 log_warning("No action requested (--attributes, --ssh-keys, --hostname, --check-in, ...).");
 
@@ -240,7 +247,15 @@ static int run_multi(const Args *a) {
                 if (r < 0)
                         return r;
         }
-        /* Providers handled here have no network configuration: upstream writes nothing for them. */
+        if (a->network_units) {
+                _cleanup_free_ char *path = path_join_root(a->root, a->network_units);
+                if (!path)
+                        return log_oom();
+                /* Providers without network configuration produce no units, as upstream. */
+                r = output_write_network_units(path, &m);
+                if (r < 0)
+                        return r;
+        }
         if (a->check_in) {
                 if (!p->check_in)
                         log_warning("Boot check-in requested, but %s has none; nothing to do.", p->name);

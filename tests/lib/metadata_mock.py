@@ -175,7 +175,7 @@ def provider_mock(name, fixtures_dir, ssh_keys=None):
         exp["attributes"] = {
             "DIGITALOCEAN_HOSTNAME": "utl-96268", "DIGITALOCEAN_REGION": "nyc3",
             "DIGITALOCEAN_IPV4_PUBLIC_0": "192.0.0.20",
-            "DIGITALOCEAN_IPV6_PUBLIC_0": "2604:A880:0800:0000:1000:0000:0000:0000",
+            "DIGITALOCEAN_IPV6_PUBLIC_0": "2604:a880:800:0:1000::",
             "DIGITALOCEAN_IPV4_ANCHOR_0": "10.0.0.5", "DIGITALOCEAN_IPV4_PRIVATE_0": "10.132.6.205"}
         exp["hostname"] = "utl-96268"
         exp["ssh_keys"] = None  # the fixture's key is a truncated placeholder

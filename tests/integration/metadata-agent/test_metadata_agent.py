@@ -512,3 +512,58 @@ def test_help_and_version(agent):
     assert "--ssh-keys" in p.stdout and "aws" in p.stdout
     p = run(agent, ["--version"])
     assert p.stdout.startswith("metadata-agent ")
+
+
+# ---- network units ----
+
+def test_digitalocean_network_units(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("digitalocean", fixtures_dir)
+    units = tmp_path / "run/systemd/network"
+    with mock:
+        run(agent, ["--provider", "digitalocean", "--network-units", str(units)], env=exp["env"])
+    files = sorted(p.name for p in units.iterdir())
+    assert files == ["10-04:01:57:d1:9e:01.network", "10-04:01:57:d1:9e:02.network"]
+    dns = "DNS=2001:4860:4860::8844\nDNS=2001:4860:4860::8888\nDNS=8.8.8.8\n"
+    assert (units / files[0]).read_text() == (
+        "[Match]\nMACAddress=04:01:57:d1:9e:01\n\n[Network]\n" + dns +
+        "\n[Address]\nAddress=192.0.0.20/24\n"
+        "\n[Address]\nAddress=2604:a880:800:0:1000::/64\n"
+        "\n[Address]\nAddress=10.0.0.5/16\n"
+        "\n[Route]\nDestination=192.0.0.20/24\nGateway=104.236.0.1\n"
+        "\n[Route]\nDestination=0.0.0.0/0\nGateway=104.236.0.1\n"
+        "\n[Route]\nDestination=2604:a880:800:0:1000::/64\nGateway=2604:a880:800::1\n"
+        "\n[Route]\nDestination=::/0\nGateway=2604:a880:800::1\n"
+        "\n[Route]\nDestination=10.0.0.5/16\nGateway=10.0.0.1\n")
+    assert (units / files[1]).read_text() == (
+        "[Match]\nMACAddress=04:01:57:d1:9e:02\n\n[Network]\n" + dns +
+        "\n[Address]\nAddress=10.132.6.205/16\n"
+        "\n[Route]\nDestination=10.132.6.205/16\nGateway=10.132.0.1\n")
+
+
+def test_digitalocean_duplicate_mac_merged(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("digitalocean", fixtures_dir)
+    doc = json.loads((fixtures_dir / "metadata/digitalocean/metadata-v1.json").read_text())
+    extra = {"ipv4": {"ip_address": "10.133.0.2", "netmask": "255.255.255.0", "gateway": "10.133.0.1"},
+             "mac": "04:01:57:D1:9E:02", "type": "private"}
+    doc["interfaces"]["private"].append(extra)
+    units = tmp_path / "units"
+    with mock:
+        mock.add("/metadata/v1.json", json.dumps(doc))
+        run(agent, ["--provider", "digitalocean", "--network-units", str(units)], env=exp["env"])
+    text = (units / "10-04:01:57:d1:9e:02.network").read_text()
+    assert text.index("Address=10.133.0.2/24") < text.index("Address=10.132.6.205/16")
+    assert len(list(units.iterdir())) == 2
+
+
+def test_network_units_other_providers(agent, fixtures_dir, tmp_path):
+    mock, exp = metadata_mock.provider_mock("vultr", fixtures_dir)
+    with mock:
+        run(agent, ["--provider", "vultr", "--network-units", str(tmp_path / "u")], env=exp["env"])
+        assert (tmp_path / "u").is_dir() and list((tmp_path / "u").iterdir()) == []
+    mock, exp = metadata_mock.provider_mock("packet", fixtures_dir)
+    with mock:
+        p = run(agent, ["--provider", "packet", "--network-units", str(tmp_path / "p")], env=exp["env"], check=False)
+        assert p.returncode != 0 and "not supported" in p.stderr
+        p = run(agent, ["--provider", "digitalocean", "--netplan-config", str(tmp_path / "n")], check=False)
+        assert p.returncode != 0 and "not supported" in p.stderr
+        assert not (tmp_path / "p").exists() and not (tmp_path / "n").exists()
