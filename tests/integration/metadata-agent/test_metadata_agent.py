@@ -312,7 +312,7 @@ def test_error_slow_response_times_out(agent, fixtures_dir, tmp_path):
         mock.routes[("GET", "/conf?format=json")].delay = 3
         p = _attr_fails(agent, "scaleway", exp, tmp_path,
                         env={"SWITCHYARD_METADATA_TIMEOUT": "1", "SWITCHYARD_METADATA_RETRIES": "1"})
-    assert "failed after 2 attempts" in p.stderr and "imeout" in p.stderr
+    assert "failed after 2 attempts" in p.stderr and "timed out" in p.stderr
 
 
 def test_error_malformed_json(agent, fixtures_dir, tmp_path):
