@@ -1,19 +1,18 @@
 """Local mock metadata servers for metadata-agent tests.
 
-A MockServer is a threaded HTTP server on 127.0.0.1 that answers from a route table and records every
-request. provider_mock(name, fixtures_dir) builds one that replays ../shared/fixtures/metadata/<name> the
+A MockServer is an httpserver.HTTPServer on 127.0.0.1 that answers from a route table keyed by method and
+request target (query included) and records every request. provider_mock(name, fixtures_dir) builds one that replays ../shared/fixtures/metadata/<name> the
 way the real metadata service would, and returns it with the attributes the spec expects (names without
 the AFTERBURN_ prefix).
 
 Routes can be made to fail: status codes, a number of failures before success, delays, oversized or
 malformed bodies, so error handling can be tested against the real program.
 """
-import http.server
 import json
 import pathlib
-import socketserver
 import threading
-import time
+
+from httpserver import HTTPServer, Response
 
 
 class Route:
@@ -30,67 +29,39 @@ class Route:
         self.hits = 0
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class MockServer:
+    """A metadata service on httpserver.HTTPServer. Routes are keyed by (method, request target), query
+    string included, since metadata services tell documents apart by it (Azure's ?comp=...)."""
 
-    def log_message(self, fmt, *args):  # keep test output quiet
-        pass
+    def __init__(self):
+        self.routes = {}
+        self.requests = []  # dicts: method, path (the request target), headers (lower-case names), body
+        self.lock = threading.Lock()
+        self.http = HTTPServer().start()
+        self.http.add_handler("/", self._handle, prefix=True)
+        self.port = self.http.port
+        self.url = self.http.base_url.rstrip("/")
 
-    def _serve(self):
-        server = self.server.mock
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        req = {"method": self.command, "path": self.path,
-               "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
-        with server.lock:
-            server.requests.append(req)
-            route = server.routes.get((self.command, self.path))
+    def _handle(self, req):
+        headers = {k.lower(): v for k, v in req.headers.items()}
+        with self.lock:
+            self.requests.append({"method": req.method, "path": req.target, "headers": headers, "body": req.body})
+            route = self.routes.get((req.method, req.target))
             if route:
                 route.hits += 1
                 hit = route.hits
         if route is None:
-            return self._reply(404, b"not found")
-        if route.delay:
-            time.sleep(route.delay)
+            return Response(404, b"not found", content_type="text/plain")
         for k, v in route.required_headers.items():
-            if req["headers"].get(k) != v:
-                return self._reply(403, f"missing header {k}".encode())
+            if headers.get(k) != v:
+                return Response(403, f"missing header {k}".encode(), content_type="text/plain", delay=route.delay)
         if hit <= route.fail_first:
-            return self._reply(route.fail_status, b"temporary failure")
-        body = route.body() if callable(route.body) else route.body
-        return self._reply(route.status, body, route.content_type, route.headers)
+            return Response(route.fail_status, b"temporary failure", content_type="text/plain", delay=route.delay)
+        return Response(route.status, route.body, dict(route.headers), route.content_type, delay=route.delay)
 
-    def _reply(self, status, body, content_type="text/plain", headers=None):
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    do_GET = do_PUT = do_POST = do_PATCH = _serve
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class MockServer:
-    def __init__(self):
-        self.routes = {}
-        self.requests = []
-        self.lock = threading.Lock()
-        self._srv = _Server(("127.0.0.1", 0), _Handler)
-        self._srv.mock = self
-        self.port = self._srv.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._srv.serve_forever, daemon=True)
-        self._thread.start()
+    @property
+    def max_in_flight(self):
+        return self.http.max_in_flight
 
     def add(self, path, body=b"", method="GET", **kw):
         route = Route(body, **kw)
@@ -104,8 +75,7 @@ class MockServer:
         return [r for r in self.requests if r["path"] == path and (method is None or r["method"] == method)]
 
     def close(self):
-        self._srv.shutdown()
-        self._srv.server_close()
+        self.http.stop()
 
     def __enter__(self):
         return self

@@ -391,17 +391,19 @@ def test_requests_are_concurrent(agent, fixtures_dir, tmp_path):
         t = time.monotonic()
         run(agent, ["--provider", "aws", "--attributes", str(tmp_path / "a")], env=exp["env"])
         assert time.monotonic() - t < 2.5
+        assert mock.max_in_flight >= 9
 
 
 def test_proxy_honoured(agent, fixtures_dir, tmp_path):
-    """http_proxy is used for a non-link-local address: the mock receives absolute-form requests."""
+    """http_proxy from the environment is used (libcurl's proxy variables)."""
+    from httpserver import ProxyServer
     mock, exp = metadata_mock.provider_mock("vultr", fixtures_dir)
-    with mock:
-        for path in ("/v1/hostname", "/v1/instanceid", "/v1/region/regioncode"):
-            mock.add("http://metadata.invalid" + path, mock.routes[("GET", path)].body)
+    with mock, ProxyServer() as proxy:
         run(agent, ["--provider", "vultr", "--attributes", str(tmp_path / "a")],
-            env={"SWITCHYARD_METADATA_URL_VULTR": "http://metadata.invalid", "http_proxy": mock.url})
+            env=dict(exp["env"], http_proxy=proxy.url))
         assert read_env_file(tmp_path / "a")["AFTERBURN_VULTR_INSTANCE_ID"] == "test-instance-id"
+        forwarded = sorted(r.target for r in proxy.requests)
+        assert f"{mock.url}/v1/instanceid" in forwarded and f"{mock.url}/v1/region/regioncode" in forwarded
 
 
 # ---- check-in ----
