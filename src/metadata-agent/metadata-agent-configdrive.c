@@ -56,6 +56,8 @@ static int configdrive_fetch(ProviderContext *c, unsigned want, Metadata *m, con
         int r;
 
         r = config_drive_open(c, labels, fstype, &dir, &mounted);
+        if (r == -ENODEV)
+                return log_error_errno(r, "No config drive (label config-2) found.");
         if (r < 0)
                 return r;
         r = config_drive_read(dir, "openstack/latest/meta_data.json", &data, &size);

@@ -77,6 +77,8 @@ char *net_iface_config(const NetIface *i) {
         if (i->mac[0])
                 fprintf(f, "MACAddress=%s\n", i->mac);
         fputs("\n[Network]\n", f);
+        if (i->dhcp)
+                fprintf(f, "DHCP=%s\n", i->dhcp);
         for (size_t k = 0; k < i->n_nameservers; k++)
                 fprintf(f, "DNS=%s\n", i->nameservers[k]);
         for (size_t k = 0; k < i->n_addresses; k++)

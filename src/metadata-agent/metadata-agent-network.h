@@ -17,6 +17,7 @@ typedef struct NetIface {
         char name[32];        /* may be empty */
         char mac[18];         /* lower-case aa:bb:cc:dd:ee:ff, may be empty */
         unsigned priority;
+        const char *dhcp;     /* NULL, "ipv4", "ipv6" or "yes" */
         char nameservers[NET_MAX_ITEMS][48];
         size_t n_nameservers;
         char addresses[NET_MAX_ITEMS][64];

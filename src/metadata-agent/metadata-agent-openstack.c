@@ -97,6 +97,8 @@ static int openstack_config_drive(ProviderContext *c, unsigned want, Metadata *m
         int r;
 
         r = config_drive_open(c, labels, "iso9660", &dir, &mounted);
+        if (r == -ENODEV)
+                return log_info_errno(r, "No config drive (label config-2) found.");
         if (r < 0)
                 return r;
         r = load_json(dir, "openstack/latest/meta_data.json", true, &meta);

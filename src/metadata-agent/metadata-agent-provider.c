@@ -23,6 +23,7 @@ static const Provider *const providers[] = {
         &provider_oraclecloud,
         &provider_packet,
         &provider_powervs,
+        &provider_proxmoxve,
         &provider_scaleway,
         &provider_upcloud,
         &provider_vultr,
@@ -246,6 +247,15 @@ int config_drive_open(const ProviderContext *c, const char *const *labels, const
                 *ret_mounted = false;
                 return 0;
         }
+        bool any = false;
+        for (const char *const *l = labels; *l; l++) {
+                _cleanup_free_ char *dev = NULL;
+                if (asprintf(&dev, "/dev/disk/by-label/%s", *l) < 0)
+                        return -ENOMEM;
+                any = any || access(dev, F_OK) >= 0;
+        }
+        if (!any)
+                return -ENODEV;
         dir = strdup("/tmp/afterburn-XXXXXX");
         if (!dir || !mkdtemp(dir))
                 return log_error_errno(dir ? errno : ENOMEM, "Failed to create a mount point: %m");

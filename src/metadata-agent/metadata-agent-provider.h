@@ -26,13 +26,15 @@ typedef struct Provider {
         const char *default_url; /* main base address (scheme://host[:port][/path]) */
         int (*fetch)(ProviderContext *c, unsigned want, Metadata *m);
         int (*check_in)(ProviderContext *c); /* NULL: nothing to report on this platform */
+        /* Initrd network kernel arguments; *ret NULL when the platform gives none. NULL: never any. */
+        int (*network_kargs)(ProviderContext *c, char **ret);
         bool network_units;                  /* fetch() fills Metadata.net_units for WANT_NETWORK */
         bool has_network_config;             /* upstream writes network configuration we do not produce */
 } Provider;
 
 extern const Provider provider_akamai, provider_aliyun, provider_aws, provider_azure, provider_digitalocean,
         provider_exoscale, provider_gcp, provider_hetzner, provider_ibmcloud_classic, provider_openstack,
-        provider_openstack_metadata, provider_oraclecloud, provider_packet, provider_powervs,
+        provider_openstack_metadata, provider_oraclecloud, provider_packet, provider_powervs, provider_proxmoxve,
         provider_scaleway, provider_upcloud, provider_vultr;
 
 /* By name, with the Flatcar aliases ec2 → aws and gce → gcp. NULL if unknown. */
@@ -71,7 +73,8 @@ int json_member_string(json_t *obj, const char *key, const char **ret);
 json_t *json_path(json_t *obj, const char *path);
 
 /* Locates the config drive: --config-drive if given, else mounts the device with the given label
- * (iso9660 or vfat, read-only) on a temporary directory. *ret_mounted tells whether to unmount. */
+ * (iso9660 or vfat, read-only) on a temporary directory. *ret_mounted tells whether to unmount.
+ * -ENODEV (not logged) when no device has any of the labels. */
 int config_drive_open(const ProviderContext *c, const char *const *labels, const char *fstype, char **ret_dir,
                       bool *ret_mounted);
 void config_drive_close(char *dir, bool mounted);

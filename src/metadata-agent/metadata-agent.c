@@ -15,7 +15,7 @@
 
 /* afterburn knows these, switchyard does not implement them (yet); naming them gives a clearer error. */
 static const char *const unsupported_providers[] = {
-        "azurestack", "cloudstack-configdrive", "cloudstack-metadata", "ibmcloud", "kubevirt", "proxmoxve", "vmware",
+        "azurestack", "cloudstack-configdrive", "cloudstack-metadata", "ibmcloud", "kubevirt", "vmware",
 };
 
 typedef struct Args {
@@ -290,8 +290,18 @@ static int run_network_kargs(const Args *a) {
         r = lookup_provider(name, &p);
         if (r < 0)
                 return r;
-        /* Only vmware, proxmoxve and kubevirt provide network kernel arguments upstream; every provider
-         * implemented here gives none, so the default applies. */
+        if (p->network_kargs) {
+                _cleanup_free_ char *kargs = NULL;
+                ProviderContext c = { .base_url = a->base_url, .config_drive = a->config_drive };
+                r = fetch_policy_from_env(&c.policy);
+                if (r >= 0)
+                        r = p->network_kargs(&c, &kargs);
+                if (r < 0)
+                        return log_error_errno(r, "Getting network kernel arguments from %s failed: %m", p->name);
+                if (kargs)
+                        return output_write_network_kargs(a->root, kargs);
+        }
+        /* Upstream only vmware, proxmoxve and kubevirt have network kernel arguments; otherwise the default. */
         return output_write_network_kargs(a->root, a->default_value);
 }
 

@@ -569,3 +569,81 @@ def test_network_units_other_providers(agent, fixtures_dir, tmp_path):
         p = run(agent, ["--provider", "digitalocean", "--netplan-config", str(tmp_path / "n")], check=False)
         assert p.returncode != 0 and "not supported" in p.stderr
         assert not (tmp_path / "p").exists() and not (tmp_path / "n").exists()
+
+
+# ---- Proxmox VE (cidata drive) ----
+
+PVE_KEY_PREFIX = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDd1hElre4j44sbmULXyO5j6dRnkRFCMjEGtRSy2SuvFD8WyB5uectcEMvz7ORhQIVbPlz94w"
+
+
+def test_proxmoxve_static(agent, fixtures_dir, tmp_root):
+    home = make_root(tmp_root)
+    drive = fixtures_dir / "metadata/proxmoxve/static"
+    run(agent, ["--provider", "proxmoxve", "--config-drive", str(drive), "--root", str(tmp_root),
+                "--attributes", "/run/metadata/flatcar", "--attributes-style", "flatcar", "--hostname", "/etc/hostname",
+                "--ssh-keys", "core", "--network-units", "/etc/systemd/network"])
+    assert read_env_file(tmp_root / "run/metadata/flatcar") == {
+        "COREOS_PROXMOXVE_INSTANCE_ID": "15a9919cb91024fbd1d70fa07f0efa749cbba03b",
+        "COREOS_PROXMOXVE_HOSTNAME": "dummy",
+        "COREOS_PROXMOXVE_IPV4": "192.168.1.1",
+        "COREOS_PROXMOXVE_IPV6": "2001:db8:85a3::8a2e:370:0"}
+    assert (tmp_root / "etc/hostname").read_text() == "dummy\n"
+    keys = (home / ".ssh/authorized_keys.d/afterburn").read_text().splitlines()
+    assert len(keys) == 1 and keys[0].startswith(PVE_KEY_PREFIX) and keys[0].endswith(" dummy@dummy.local")
+    units = tmp_root / "etc/systemd/network"
+    assert sorted(p.name for p in units.iterdir()) == ["20-eth0.network", "20-eth1.network"]
+    assert (units / "20-eth0.network").read_text() == (
+        "[Match]\nName=eth0\nMACAddress=01:23:45:67:89:00\n\n[Network]\nDNS=1.1.1.1\nDNS=8.8.8.8\n"
+        "\n[Address]\nAddress=192.168.1.1/24\n\n[Address]\nAddress=2001:db8:85a3::8a2e:370:0/24\n"
+        "\n[Route]\nDestination=0.0.0.0/0\nGateway=192.168.1.254\n"
+        "\n[Route]\nDestination=::/0\nGateway=2001:db8:85a3::8a2e:370:9999\n")
+
+
+@pytest.mark.parametrize("case,kargs", [
+    ("static", "ip=192.168.1.1::192.168.1.254:255.255.255.0:::off "
+               "ip=[2001:db8:85a3::8a2e:370:0]::[2001:db8:85a3::8a2e:370:9999]:24:::off "
+               "nameserver=1.1.1.1,8.8.8.8 "
+               "ip=192.168.42.1::192.168.42.254:255.255.255.0:::off "
+               "ip=[2001:db8:85a3::8a2e:4242:0]::[2001:db8:85a3::8a2e:4242:9999]:24:::off"),
+    ("dhcp", "ip=dhcp nameserver=1.1.1.1,8.8.8.8"),
+    ("static-no-gateway", "ip=192.168.1.1:::255.255.255.0:::off nameserver=1.1.1.1,8.8.8.8"),
+])
+def test_proxmoxve_network_kargs(agent, fixtures_dir, tmp_path, case, kargs):
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("flatcar.oem.id=proxmoxve\n")
+    root = tmp_path / "root"
+    run(agent, ["exp", "rd-network-kargs", "--cmdline", "--cmdline-file", str(cmdline), "--root", str(root),
+                "--config-drive", str(fixtures_dir / "metadata/proxmoxve" / case), "--default-value", "ip=dhcp"])
+    assert (root / "etc/cmdline.d/50-afterburn-network-kargs.conf").read_text() == kargs + "\n"
+
+
+def test_proxmoxve_user_data_without_header(agent, fixtures_dir, tmp_path):
+    p = run(agent, ["--provider", "proxmoxve", "--config-drive", str(fixtures_dir / "metadata/proxmoxve/invalid-user-data"),
+                    "--json"])
+    j = json.loads(p.stdout)
+    assert j["hostname"] is None and j["ssh_keys"] == []
+    assert j["attributes"]["AFTERBURN_PROXMOXVE_INSTANCE_ID"] == "15a9919cb91024fbd1d70fa07f0efa749cbba03b"
+    assert "AFTERBURN_PROXMOXVE_HOSTNAME" not in j["attributes"]
+    assert "#cloud-config" in p.stderr
+
+
+def test_proxmoxve_broken_drive(agent, fixtures_dir, tmp_path):
+    import shutil
+    drive = tmp_path / "drive"
+    shutil.copytree(fixtures_dir / "metadata/proxmoxve/static", drive)
+    (drive / "network-config").write_text("version: 1\nconfig:\n  - type: nameserver\n  - type: nameserver\n")
+    out = tmp_path / "attrs"
+    p = run(agent, ["--provider", "proxmoxve", "--config-drive", str(drive), "--attributes", str(out)], check=False)
+    assert p.returncode != 0 and "too many nameserver" in p.stderr and not out.exists()
+    (drive / "network-config").unlink()
+    p = run(agent, ["--provider", "proxmoxve", "--config-drive", str(drive), "--attributes", str(out)], check=False)
+    assert p.returncode != 0 and "network-config" in p.stderr and not out.exists()
+
+
+def test_proxmoxve_without_drive_is_a_noop(agent, tmp_path):
+    if os.path.exists("/dev/disk/by-label/cidata"):
+        pytest.skip("this machine has a cidata drive")
+    out = tmp_path / "attrs"
+    p = run(agent, ["--provider", "proxmoxve", "--attributes", str(out)])
+    assert "No Proxmox VE cidata drive" in p.stderr
+    assert out.read_text() == ""
