@@ -24,6 +24,7 @@ static void run_parsers(json_t *j) {
         (void) akamai_parse_instance(j, &m);
         (void) akamai_parse_network(j, &m);
         (void) akamai_parse_ssh_keys(j, &m);
+        (void) kubevirt_parse(j, all, &m);
         char *kargs = NULL;
         (void) proxmoxve_parse(NULL, j, json_object_get(j, "network"), all | WANT_NETWORK, &m, &kargs);
         free(kargs);

@@ -18,6 +18,7 @@ static const Provider *const providers[] = {
         &provider_gcp,
         &provider_hetzner,
         &provider_ibmcloud_classic,
+        &provider_kubevirt,
         &provider_openstack,
         &provider_openstack_metadata,
         &provider_oraclecloud,

@@ -647,3 +647,31 @@ def test_proxmoxve_without_drive_is_a_noop(agent, tmp_path):
     p = run(agent, ["--provider", "proxmoxve", "--attributes", str(out)])
     assert "No Proxmox VE cidata drive" in p.stderr
     assert out.read_text() == ""
+
+
+# ---- KubeVirt ----
+
+@pytest.mark.parametrize("case,instance_id,hostname,itype,nkeys", [
+    ("config_drive", "5d307ca9-b3ef-428c-8861-06e72d69f223", "test_instance-kubevirt.foo.cloud", "some_type", 1),
+    ("full_metadata", "5d307ca9-b3ef-428c-8861-06e72d69f223", "test_instance-kubevirt.foo.cloud", "some_type", 1),
+    ("nocloud_v1", "5d307ca9-b3ef-428c-8861-06e72d69f223", "test-nocloud-v1.foo.cloud", None, 0),
+    ("nocloud_v2", "5d307ca9-b3ef-428c-8861-06e72d69f224", "test-nocloud-v2.foo.cloud", None, 0),
+    ("nocloud_v1_json", "5d307ca9-b3ef-428c-8861-06e72d69f225", "test-nocloud-v1-json.foo.cloud", None, 0),
+])
+def test_kubevirt(agent, fixtures_dir, tmp_path, case, instance_id, hostname, itype, nkeys):
+    p = run(agent, ["--provider", "kubevirt", "--config-drive", str(fixtures_dir / "metadata/kubevirt" / case), "--json"])
+    j = json.loads(p.stdout)
+    want = {"AFTERBURN_KUBEVIRT_INSTANCE_ID": instance_id, "AFTERBURN_KUBEVIRT_HOSTNAME": hostname}
+    if itype:
+        want["AFTERBURN_KUBEVIRT_INSTANCE_TYPE"] = itype
+    assert j["attributes"] == want  # no KUBEVIRT_IPV4/IPV6: those are main-only, not 5.10.0
+    assert j["hostname"] == hostname
+    assert len(j["ssh_keys"]) == nkeys
+
+
+def test_kubevirt_missing_hostname(agent, tmp_path):
+    (tmp_path / "openstack/latest").mkdir(parents=True)
+    (tmp_path / "openstack/latest/meta_data.json").write_text('{"uuid": "x"}')
+    p = run(agent, ["--provider", "kubevirt", "--config-drive", str(tmp_path), "--attributes", str(tmp_path / "a")],
+            check=False)
+    assert p.returncode != 0 and "hostname" in p.stderr and not (tmp_path / "a").exists()
