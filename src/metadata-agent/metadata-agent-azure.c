@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Microsoft Azure: WireServer (goal state, shared config, ready report) and IMDS (spec §5.2). */
 #include <arpa/inet.h>
-#include <dirent.h>
 
 #include "fileio.h"
 #include "log.h"
+#include "metadata-agent-dhcp.h"
 #include "metadata-agent-parsers.h"
 #include "metadata-agent-provider.h"
 
@@ -155,47 +155,29 @@ int azure_parse_public_keys(json_t *doc, Metadata *m) {
         return 0;
 }
 
-/* DHCP option 245 from systemd-networkd's lease files; NULL if none has it. */
+/* DHCP option 245 (8 hex digits, NetworkManager puts colons in between) as an IPv4 address. */
 static char *azure_wireserver_from_leases(void) {
-        _cleanup_closedir_ DIR *d = opendir("/run/systemd/netif/leases");
-        struct dirent *de;
+        _cleanup_free_ char *v = NULL;
+        char buf[INET_ADDRSTRLEN];
+        struct in_addr in;
+        uint32_t a = 0;
+        size_t n = 0;
 
-        while (d && (de = readdir(d))) {
-                _cleanup_free_ char *path = NULL, *data = NULL;
-                const char *p;
-
-                if (de->d_name[0] == '.' || asprintf(&path, "/run/systemd/netif/leases/%s", de->d_name) < 0)
+        if (dhcp_lease_lookup("OPTION_245", &v) < 0)
+                return NULL;
+        for (const char *p = v; *p; p++) {
+                int x = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 :
+                        *p >= 'A' && *p <= 'F' ? *p - 'A' + 10 : -1;
+                if (*p == ':')
                         continue;
-                if (read_full_file(path, 64 * 1024, &data, NULL) < 0)
-                        continue;
-                for (p = data; p; p = strchr(p, '\n')) {
-                        const char *v;
-                        uint32_t a = 0;
-                        char buf[INET_ADDRSTRLEN];
-                        struct in_addr in;
-                        size_t i;
-
-                        p += *p == '\n';
-                        v = startswith(p, "OPTION_245=");
-                        if (!v)
-                                continue;
-                        for (i = 0; i < 8; i++) {
-                                char ch = v[i];
-                                int x = ch >= '0' && ch <= '9' ? ch - '0' :
-                                        ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 :
-                                        ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-                                if (x < 0)
-                                        break;
-                                a = a << 4 | (uint32_t) x;
-                        }
-                        if (i != 8)
-                                continue;
-                        in.s_addr = htonl(a);
-                        if (inet_ntop(AF_INET, &in, buf, sizeof(buf)))
-                                return strdup(buf);
-                }
+                if (x < 0 || ++n > 8)
+                        return NULL;
+                a = a << 4 | (uint32_t) x;
         }
-        return NULL;
+        if (n != 8)
+                return NULL;
+        in.s_addr = htonl(a);
+        return inet_ntop(AF_INET, &in, buf, sizeof(buf)) ? strdup(buf) : NULL;
 }
 
 typedef struct Azure {
@@ -214,8 +196,11 @@ static int azure_init(ProviderContext *c, Azure *a) {
         int r;
 
         *a = (Azure) {};
-        if (!getenv("SWITCHYARD_METADATA_URL_AZURE_WIRESERVER"))
+        if (!getenv("SWITCHYARD_METADATA_URL_AZURE_WIRESERVER")) {
                 lease = azure_wireserver_from_leases();
+                if (!lease)
+                        log_info("No WireServer address in the DHCP leases (option 245), using " AZURE_WIRESERVER_FALLBACK ".");
+        }
         if (asprintf(&def, "http://%s", lease ?: AZURE_WIRESERVER_FALLBACK) < 0)
                 return log_oom();
         a->ws = provider_base(c, &provider_azure, "AZURE_WIRESERVER", def);

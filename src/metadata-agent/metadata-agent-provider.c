@@ -13,6 +13,8 @@ static const Provider *const providers[] = {
         &provider_aliyun,
         &provider_aws,
         &provider_azure,
+        &provider_cloudstack_configdrive,
+        &provider_cloudstack_metadata,
         &provider_digitalocean,
         &provider_exoscale,
         &provider_gcp,

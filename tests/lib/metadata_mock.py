@@ -206,6 +206,20 @@ def provider_mock(name, fixtures_dir, ssh_keys=None):
             "HETZNER_PRIVATE_IPV4_0": "10.0.0.2", "HETZNER_PRIVATE_IPV4_1": "10.128.0.2"}
         exp["hostname"] = "my-server"
         exp["ssh_keys"] = ssh_keys or []
+    elif name == "cloudstack-metadata":
+        m = _load_json(d.parent / "cloudstack" / "metadata-endpoints.json")
+        _add_map(mock, m["get"])
+        for key in ("instance-id", "local-hostname", "public-hostname", "availability-zone", "public-ipv4",
+                    "local-ipv4", "service-offering", "cloud-identifier", "vm-id"):
+            mock.add(f"/latest/meta-data/{key}", f"test-{key}")
+        exp["attributes"] = {
+            "CLOUDSTACK_INSTANCE_ID": "test-instance-id", "CLOUDSTACK_LOCAL_HOSTNAME": "test-local-hostname",
+            "CLOUDSTACK_PUBLIC_HOSTNAME": "test-public-hostname", "CLOUDSTACK_AVAILABILITY_ZONE": "test-availability-zone",
+            "CLOUDSTACK_IPV4_PUBLIC": "test-public-ipv4", "CLOUDSTACK_IPV4_LOCAL": "test-local-ipv4",
+            "CLOUDSTACK_SERVICE_OFFERING": "test-service-offering", "CLOUDSTACK_CLOUD_IDENTIFIER": "test-cloud-identifier",
+            "CLOUDSTACK_VM_ID": "test-vm-id"}
+        exp["ssh_keys"] = m["get"]["/latest/meta-data/public-keys"].split("\n")
+        exp["env"] = {"SWITCHYARD_METADATA_URL_CLOUDSTACK": mock.url}
     elif name == "openstack-metadata":
         d = pathlib.Path(fixtures_dir) / "metadata" / "openstack" / "metadata-service"
         m = _load_json(d / "ec2-endpoints.json")

@@ -12,7 +12,7 @@ import metadata_mock
 FAST = {"SWITCHYARD_METADATA_RETRIES": "2", "SWITCHYARD_METADATA_BACKOFF_MS": "20",
         "SWITCHYARD_METADATA_TIMEOUT": "5"}
 HTTP_PROVIDERS = ["aws", "gcp", "azure", "packet", "scaleway", "akamai", "oraclecloud", "hetzner",
-                  "openstack-metadata", "aliyun", "exoscale", "vultr", "upcloud"]
+                  "openstack-metadata", "aliyun", "exoscale", "vultr", "upcloud", "cloudstack-metadata"]
 
 
 @pytest.fixture
@@ -675,3 +675,42 @@ def test_kubevirt_missing_hostname(agent, tmp_path):
     p = run(agent, ["--provider", "kubevirt", "--config-drive", str(tmp_path), "--attributes", str(tmp_path / "a")],
             check=False)
     assert p.returncode != 0 and "hostname" in p.stderr and not (tmp_path / "a").exists()
+
+
+# ---- DHCP lease lookups (CloudStack metadata server, Azure WireServer) ----
+
+def test_cloudstack_server_from_dhcp_lease(agent, tmp_path):
+    leases = tmp_path / "leases"
+    leases.mkdir()
+    (leases / "2").write_text("# This is private data. Do not parse.\nADDRESS=10.1.1.5\nSERVER_ADDRESS=127.0.0.1\n")
+    p = run(agent, ["--provider", "cloudstack-metadata", "--attributes", str(tmp_path / "a")], check=False,
+            env={"SWITCHYARD_METADATA_LEASES_DIR": str(leases), "SWITCHYARD_METADATA_RETRIES": "0"})
+    assert p.returncode != 0 and "http://127.0.0.1/latest/meta-data/" in p.stderr
+    (leases / "2").write_text("ADDRESS=10.1.1.5\n")
+    p = run(agent, ["--provider", "cloudstack-metadata", "--attributes", str(tmp_path / "a")], check=False,
+            env={"SWITCHYARD_METADATA_LEASES_DIR": str(leases), "SWITCHYARD_METADATA_DHCP_RETRIES": "2"})
+    assert p.returncode != 0 and "No DHCP server address" in p.stderr
+    assert not (tmp_path / "a").exists()
+
+
+def test_azure_wireserver_from_dhcp_option_245(agent, tmp_path):
+    leases = tmp_path / "leases"
+    leases.mkdir()
+    (leases / "2").write_text("SERVER_ADDRESS=10.0.0.1\nOPTION_245=7f000001\n")
+    p = run(agent, ["--provider", "azure", "--attributes", str(tmp_path / "a")], check=False,
+            env={"SWITCHYARD_METADATA_LEASES_DIR": str(leases), "SWITCHYARD_METADATA_RETRIES": "0"})
+    assert p.returncode != 0 and "GET http://127.0.0.1/?comp=versions failed" in p.stderr
+
+
+def test_cloudstack_configdrive(agent, tmp_path, keys):
+    meta = tmp_path / "drive/cloudstack/metadata"
+    meta.mkdir(parents=True)
+    values = {"availability_zone": "zone1", "cloud_identifier": "CloudStack-{abc}", "instance_id": "i-2-3-VM",
+              "local_hostname": "vm-1", "service_offering": "small", "vm_id": "1234"}
+    for k, v in values.items():
+        (meta / f"{k}.txt").write_text(v + "\n")
+    (meta / "public_keys.txt").write_text(keys[0] + "\n")
+    p = run(agent, ["--provider", "cloudstack-configdrive", "--config-drive", str(tmp_path / "drive"), "--json"])
+    j = json.loads(p.stdout)
+    assert j["attributes"] == {f"AFTERBURN_CLOUDSTACK_{k.upper()}": v for k, v in values.items()}
+    assert j["ssh_keys"] == [keys[0]] and j["hostname"] is None
