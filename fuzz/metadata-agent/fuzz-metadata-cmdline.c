@@ -27,6 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 strv_free_n(idx, n);
         (void) metadata_add_ssh_keys_text(&m, s, true, "fuzz");
         (void) gcp_add_ssh_keys(&m, s, "fuzz", NULL);
+        (void) ibmcloud_parse_meta_data(s, WANT_ATTRIBUTES | WANT_HOSTNAME, &m);
+        (void) ibmcloud_parse_vendor_data((const char *) data, size, &m);
         v = hostname_truncate(s);
         free(v);
         metadata_done(&m);

@@ -36,6 +36,10 @@ int akamai_parse_network(json_t *doc, Metadata *m);
 int akamai_parse_ssh_keys(json_t *doc, Metadata *m);
 /* user_data may be NULL; *ret_kargs (if asked) is NULL when the network gives none. */
 int proxmoxve_parse(const char *user_data, json_t *meta, json_t *netcfg, unsigned want, Metadata *m, char **ret_kargs);
+int ibmcloud_parse_meta_data(const char *text, unsigned want, Metadata *m);
+/* The body of the last text/cloud-config part of the MIME vendor-data that mentions ssh_authorized_keys. */
+int ibmcloud_vendor_data_cloud_config(const char *data, size_t size, char **ret);
+int ibmcloud_parse_vendor_data(const char *data, size_t size, Metadata *m);
 int kubevirt_parse(json_t *meta, unsigned want, Metadata *m);
 /* PowerVS and IBM Cloud classic: openstack/latest/meta_data.json with uuid and name. */
 int configdrive_parse_uuid_name(json_t *doc, const char *prefix, bool with_keys, unsigned want, Metadata *m);

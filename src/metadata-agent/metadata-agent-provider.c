@@ -19,6 +19,7 @@ static const Provider *const providers[] = {
         &provider_exoscale,
         &provider_gcp,
         &provider_hetzner,
+        &provider_ibmcloud,
         &provider_ibmcloud_classic,
         &provider_kubevirt,
         &provider_openstack,

@@ -34,7 +34,7 @@ typedef struct Provider {
 
 extern const Provider provider_akamai, provider_aliyun, provider_aws, provider_azure, provider_cloudstack_configdrive,
         provider_cloudstack_metadata, provider_digitalocean,
-        provider_exoscale, provider_gcp, provider_hetzner, provider_ibmcloud_classic, provider_kubevirt, provider_openstack,
+        provider_exoscale, provider_gcp, provider_hetzner, provider_ibmcloud, provider_ibmcloud_classic, provider_kubevirt, provider_openstack,
         provider_openstack_metadata, provider_oraclecloud, provider_packet, provider_powervs, provider_proxmoxve,
         provider_scaleway, provider_upcloud, provider_vultr;
 

@@ -233,6 +233,34 @@ static void test_config_drives(void **state) {
         metadata_done(&m);
 }
 
+static void test_ibmcloud(void **state) {
+        _cleanup_free_ char *vd = NULL, *cc = NULL;
+        json_t *doc = NULL;
+        Metadata m = {};
+        size_t n;
+
+        assert_int_equal(ibmcloud_parse_meta_data("instance-id: 1711_2a58\nlocal-hostname:  test-vpc \nfoo: ba:r\nempty:\n",
+                                                  WANT_ATTRIBUTES | WANT_HOSTNAME, &m), 0);
+        assert_string_equal(metadata_get_attr(&m, "IBMCLOUD_INSTANCE_ID"), "1711_2a58");
+        assert_string_equal(metadata_get_attr(&m, "IBMCLOUD_LOCAL_HOSTNAME"), "test-vpc");
+        assert_string_equal(m.hostname, "test-vpc");
+        assert_int_equal(m.n_attrs, 2);
+        metadata_done(&m);
+
+        SKIP_WITHOUT_FIXTURES();
+        assert_int_equal(load("ibmcloud/cidata/vendor-data", &vd, &n), 0);
+        assert_int_equal(ibmcloud_vendor_data_cloud_config(vd, n, &cc), 0);
+        assert_true(startswith(cc, "#cloud-config\ndisable_root: false\n"));
+        assert_int_equal(yaml_parse_json(cc, strlen(cc), &doc), 0);
+        assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "ssh_authorized_keys"), 1)),
+                            "ssh-rsa AAAAB4NzaC2yc3 <<snip>> 3TIX+eesnqasq9w== testuser2@test.com");
+        json_decref(doc);
+        /* the fixture's keys are shortened placeholders, which do not parse as keys */
+        assert_int_equal(ibmcloud_parse_vendor_data(vd, n, &m), -EBADMSG);
+        metadata_done(&m);
+        assert_int_equal(ibmcloud_vendor_data_cloud_config("Content-Type: text/plain\n\nx", 27, &cc), -EBADMSG);
+}
+
 static void test_gcp_keys(void **state) {
         Metadata m = {};
         size_t added = 0;
@@ -265,7 +293,7 @@ int main(void) {
                 cmocka_unit_test(test_azure),         cmocka_unit_test(test_azure_virtual_ip),
                 cmocka_unit_test(test_packet),        cmocka_unit_test(test_digitalocean),
                 cmocka_unit_test(test_hetzner_yaml),  cmocka_unit_test(test_oracle_scaleway_akamai),
-                cmocka_unit_test(test_config_drives), cmocka_unit_test(test_gcp_keys),
+                cmocka_unit_test(test_config_drives), cmocka_unit_test(test_gcp_keys), cmocka_unit_test(test_ibmcloud),
                 cmocka_unit_test(test_body_formats),
         };
         log_set_max_level(LOG_CRIT);

@@ -714,3 +714,28 @@ def test_cloudstack_configdrive(agent, tmp_path, keys):
     j = json.loads(p.stdout)
     assert j["attributes"] == {f"AFTERBURN_CLOUDSTACK_{k.upper()}": v for k, v in values.items()}
     assert j["ssh_keys"] == [keys[0]] and j["hostname"] is None
+
+
+# ---- IBM Cloud VPC (cidata drive, MIME vendor-data) ----
+
+def test_ibmcloud(agent, fixtures_dir, tmp_path, keys):
+    drive = tmp_path / "cidata"
+    drive.mkdir()
+    (drive / "meta-data").write_text("instance-id: 0717_abc\nlocal-hostname: vsi-1\nfoo: ba:r\n")
+    b = "XyZ"
+    (drive / "vendor-data").write_text(
+        f"Content-Type: multipart/mixed; boundary=\"{b}\"\nMIME-Version: 1.0\n\n"
+        f"--{b}\nContent-Type: text/cloud-config\n\n#cloud-config\nssh_authorized_keys:\n- {keys[1]}\n\n"
+        f"--{b}\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho ssh_authorized_keys\n\n"
+        f"--{b}\nContent-Type: text/cloud-config\n\n#cloud-config\nssh_authorized_keys:\n- {keys[0]}\n\n"
+        f"--{b}\nContent-Type: text/cloud-config\n\n#cloud-config\nruncmd: []\n\n--{b}--\n")
+    p = run(agent, ["--provider", "ibmcloud", "--config-drive", str(drive), "--json"])
+    j = json.loads(p.stdout)
+    assert j["attributes"] == {"AFTERBURN_IBMCLOUD_INSTANCE_ID": "0717_abc", "AFTERBURN_IBMCLOUD_LOCAL_HOSTNAME": "vsi-1"}
+    assert j["hostname"] == "vsi-1"
+    assert j["ssh_keys"] == [keys[0]]  # the last matching cloud-config part wins, as upstream
+    # The shared fixture's keys are shortened ("<<snip>>") and fail validation: no keys file.
+    (drive / "vendor-data").write_bytes((fixtures_dir / "metadata/ibmcloud/cidata/vendor-data").read_bytes())
+    p = run(agent, ["--provider", "ibmcloud", "--config-drive", str(drive), "--ssh-keys", "core",
+                    "--root", str(tmp_path / "root")], check=False)
+    assert p.returncode != 0 and "Invalid SSH public key" in p.stderr
