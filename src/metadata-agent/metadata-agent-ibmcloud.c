@@ -119,9 +119,10 @@ int ibmcloud_vendor_data_cloud_config(const char *data, size_t size, char **ret)
                 const char *part = p + dl, *next, *pbody, *pend;
                 if (part + 2 <= end && part[0] == '-' && part[1] == '-')
                         break;
-                part += strcspn(part, "\n");
-                if (part < end)
-                        part++;
+                part = memchr(part, '\n', (size_t) (end - part));
+                if (!part)
+                        break;
+                part++;
                 next = memmem(part, (size_t) (end - part), delim, dl);
                 while (next && next > part && next[-1] != '\n')
                         next = memmem(next + 1, (size_t) (end - next - 1), delim, dl);
