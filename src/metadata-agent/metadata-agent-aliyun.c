@@ -16,6 +16,10 @@ static const Endpoint aliyun_endpoints[] = {
         { "ALIYUN_ZONE_ID", "latest/meta-data/zone-id" },
 };
 
+static int key_cmp(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
 static int aliyun_ssh_keys(ProviderContext *c, const char *base, Metadata *m) {
         _cleanup_free_ char *url = NULL, *list = NULL;
         _cleanup_free_ FetchRequest *reqs = NULL;
@@ -75,6 +79,9 @@ static int aliyun_ssh_keys(ProviderContext *c, const char *base, Metadata *m) {
                         r = fetch_many(&c->policy, reqs, n);
                 for (size_t i = 0; i < n && r >= 0; i++)
                         r = metadata_add_ssh_keys_text(m, reqs[i].data, true, reqs[i].url);
+                /* afterburn collects them in a BTreeSet: de-duplicated and sorted. */
+                if (r >= 0)
+                        qsort(m->ssh_keys, m->n_ssh_keys, sizeof(char *), key_cmp);
                 for (size_t i = 0; reqs && i < n; i++)
                         fetch_request_done(&reqs[i]);
         }
