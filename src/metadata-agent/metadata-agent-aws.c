@@ -58,55 +58,59 @@ static char *aws_get_token(ProviderContext *c, const char *base) {
 
 static int aws_fetch(ProviderContext *c, unsigned want, Metadata *m) {
         _cleanup_free_ char *base = provider_base(c, &provider_aws, "AWS", provider_aws.default_url);
-        _cleanup_free_ char *token = NULL;
+        _cleanup_free_ char *token = NULL, *keys_url = NULL;
+        FetchRequest reqs[ELEMENTSOF(aws_endpoints) + 3] = {};
+        size_t n = 0, i_doc = SIZE_MAX, i_host = SIZE_MAX, i_keys = SIZE_MAX;
         HttpHeader h[1];
         size_t nh = 0;
-        int r;
+        int r = 0;
 
-        if (!base)
+        if (!base || asprintf(&keys_url, "%s/" AWS_API "/meta-data/public-keys", base) < 0)
                 return log_oom();
         token = aws_get_token(c, base);
         if (token)
                 h[nh++] = (HttpHeader) { "X-aws-ec2-metadata-token", token };
 
-        if (want & WANT_ATTRIBUTES) {
+        /* Everything that does not depend on another answer goes out at once. */
+        for (size_t i = 0; (want & (WANT_ATTRIBUTES | WANT_HOSTNAME)) && i < ELEMENTSOF(aws_endpoints) && r >= 0; i++) {
                 _cleanup_free_ char *url = NULL;
-                FetchRequest doc;
-
-                r = fetch_endpoints(c, base, h, nh, aws_endpoints, ELEMENTSOF(aws_endpoints), true, false, m);
-                if (r < 0)
-                        return r;
+                bool is_host = streq(aws_endpoints[i].key, "AWS_HOSTNAME");
+                if (!(want & WANT_ATTRIBUTES) && !is_host)
+                        continue;
+                if (asprintf(&url, "%s/%s", base, aws_endpoints[i].path) < 0)
+                        r = -ENOMEM;
+                else
+                        r = fetch_request_init(&reqs[n], url, h, nh, BODY_RAW, true);
+                if (is_host)
+                        i_host = n;
+                n++;
+        }
+        if (r >= 0 && (want & WANT_ATTRIBUTES)) {
+                _cleanup_free_ char *url = NULL;
                 if (asprintf(&url, "%s/" AWS_API "/dynamic/instance-identity/document", base) < 0)
-                        return log_oom();
-                r = fetch_request_init(&doc, url, h, nh, BODY_JSON, true);
-                if (r >= 0)
-                        r = fetch_one(&c->policy, &doc);
-                if (r >= 0 && doc.found)
-                        r = aws_parse_identity_document(doc.json, m);
-                fetch_request_done(&doc);
-                if (r < 0)
-                        return r;
+                        r = -ENOMEM;
+                else
+                        r = fetch_request_init(&reqs[i_doc = n++], url, h, nh, BODY_JSON, true);
         }
-        if (want & WANT_HOSTNAME) {
-                _cleanup_free_ char *url = NULL, *hostname = NULL;
-                if (asprintf(&url, "%s/" AWS_API "/meta-data/hostname", base) < 0)
-                        return log_oom();
-                r = fetch_text(c, url, h, nh, true, &hostname);
-                if (r < 0)
-                        return r;
-                r = metadata_set_hostname(m, hostname);
-                if (r < 0)
-                        return r;
+        if (r >= 0 && (want & WANT_SSH_KEYS))
+                r = fetch_request_init(&reqs[i_keys = n++], keys_url, h, nh, BODY_RAW, true);
+        if (r >= 0)
+                r = fetch_many(&c->policy, reqs, n);
+
+        if (r >= 0 && (want & WANT_ATTRIBUTES)) {
+                for (size_t i = 0, k = 0; i < ELEMENTSOF(aws_endpoints) && r >= 0; i++, k++)
+                        if (reqs[k].found)
+                                r = metadata_set_attr(m, aws_endpoints[i].key, reqs[k].data);
+                if (r >= 0 && reqs[i_doc].found)
+                        r = aws_parse_identity_document(reqs[i_doc].json, m);
         }
-        if (want & WANT_SSH_KEYS) {
-                _cleanup_free_ char *url = NULL;
-                if (asprintf(&url, "%s/" AWS_API "/meta-data/public-keys", base) < 0)
-                        return log_oom();
-                r = fetch_ec2_ssh_keys(c, url, h, nh, m);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        if (r >= 0 && (want & WANT_HOSTNAME) && reqs[i_host].found)
+                r = metadata_set_hostname(m, reqs[i_host].data);
+        if (r >= 0 && (want & WANT_SSH_KEYS))
+                r = fetch_ec2_ssh_keys_from_list(c, keys_url, reqs[i_keys].found ? reqs[i_keys].data : NULL, h, nh, m);
+        for (size_t i = 0; i < n; i++)
+                fetch_request_done(&reqs[i]);
+        return r;
 }
 
 const Provider provider_aws = {

@@ -152,17 +152,13 @@ int ec2_parse_key_list(const char *text, char ***ret_indices, size_t *ret_n) {
         return 0;
 }
 
-int fetch_ec2_ssh_keys(const ProviderContext *c, const char *list_url, const HttpHeader *headers,
-                       size_t n_headers, Metadata *m) {
-        _cleanup_free_ char *list = NULL;
+int fetch_ec2_ssh_keys_from_list(const ProviderContext *c, const char *list_url, const char *list,
+                                 const HttpHeader *headers, size_t n_headers, Metadata *m) {
         _cleanup_free_ FetchRequest *reqs = NULL;
         char **idx = NULL;
         size_t n = 0;
         int r;
 
-        r = fetch_text(c, list_url, headers, n_headers, true, &list);
-        if (r < 0)
-                return r;
         m->ssh_keys_valid = true;
         if (!list)
                 return 0;
@@ -190,6 +186,17 @@ int fetch_ec2_ssh_keys(const ProviderContext *c, const char *list_url, const Htt
                 fetch_request_done(&reqs[i]);
         strv_free_n(idx, n);
         return r;
+}
+
+int fetch_ec2_ssh_keys(const ProviderContext *c, const char *list_url, const HttpHeader *headers,
+                       size_t n_headers, Metadata *m) {
+        _cleanup_free_ char *list = NULL;
+        int r;
+
+        r = fetch_text(c, list_url, headers, n_headers, true, &list);
+        if (r < 0)
+                return r;
+        return fetch_ec2_ssh_keys_from_list(c, list_url, list, headers, n_headers, m);
 }
 
 int json_member_string(json_t *obj, const char *key, const char **ret) {

@@ -63,6 +63,9 @@ int fetch_text(const ProviderContext *c, const char *url, const HttpHeader *head
  * <list_url>/<idx>/openssh-key (404 is an error). */
 int fetch_ec2_ssh_keys(const ProviderContext *c, const char *list_url, const HttpHeader *headers,
                        size_t n_headers, Metadata *m);
+/* The second half of that: list is the listing's body (NULL after a 404: no keys). */
+int fetch_ec2_ssh_keys_from_list(const ProviderContext *c, const char *list_url, const char *list,
+                                 const HttpHeader *headers, size_t n_headers, Metadata *m);
 /* Parses the EC2 public-keys listing into the indices; -EBADMSG if a line lacks exactly one '='. */
 int ec2_parse_key_list(const char *text, char ***ret_indices, size_t *ret_n);
 void strv_free_n(char **v, size_t n);
