@@ -84,24 +84,33 @@ int ssh_key_normalize(const char *line, char **ret) {
         char *out;
 
         p += strspn(p, " \t");
-        /* The type is the first word that names a key type; anything before it is the options field. */
-        for (const char *w = p; *w;) {
-                size_t l = strcspn(w, " \t");
-                fields = key_type_fields(w, l);
-                if (fields >= 0) {
-                        type = w;
-                        type_len = l;
-                        break;
+        /* Either the line starts with the key type, or with an options field (which may hold quoted
+         * strings with spaces, e.g. command="echo hi") followed by the type. */
+        type_len = strcspn(p, " \t");
+        fields = key_type_fields(p, type_len);
+        if (fields >= 0)
+                type = p;
+        else {
+                bool quoted = false;
+                const char *q = p;
+
+                for (; *q && (quoted || (*q != ' ' && *q != '\t')); q++) {
+                        if (*q == '\\' && quoted && q[1])
+                                q++;
+                        else if (*q == '"')
+                                quoted = !quoted;
                 }
-                if (opts)
-                        return -EBADMSG; /* options are a single word (quoted spaces are not supported) */
-                opts = w;
-                opts_len = l;
-                w += l;
-                w += strspn(w, " \t");
+                if (quoted || q == p)
+                        return -EBADMSG;
+                opts = p;
+                opts_len = (size_t) (q - p);
+                q += strspn(q, " \t");
+                type_len = strcspn(q, " \t");
+                fields = key_type_fields(q, type_len);
+                if (fields < 0)
+                        return -EBADMSG;
+                type = q;
         }
-        if (!type)
-                return -EBADMSG;
         b64 = type + type_len;
         b64 += strspn(b64, " \t");
         b64_len = strcspn(b64, " \t\r\n");

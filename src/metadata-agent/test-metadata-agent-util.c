@@ -46,6 +46,10 @@ static void test_sshkey(void **state) {
         assert_int_equal(ssh_key_normalize("ssh-foo AAAA", &k), -EBADMSG);
         assert_int_equal(ssh_key_normalize("", &k), -EBADMSG);
         assert_int_equal(ssh_key_normalize("a b " ED25519, &k), -EBADMSG);
+        assert_int_equal(ssh_key_normalize("command=\"echo \\\"hi there\\\"\",no-pty " ED25519 " c", &k), 0);
+        assert_string_equal(k, "command=\"echo \\\"hi there\\\"\",no-pty " ED25519 " c");
+        free(k);
+        assert_int_equal(ssh_key_normalize("command=\"unterminated " ED25519, &k), -EBADMSG);
 }
 
 static void test_attribute_names(void **state) {
