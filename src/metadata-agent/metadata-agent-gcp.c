@@ -45,69 +45,73 @@ int gcp_add_ssh_keys(Metadata *m, const char *text, const char *origin, size_t *
 }
 
 static int gcp_fetch(ProviderContext *c, unsigned want, Metadata *m) {
+        static const char *const key_paths[] = {
+                "instance/attributes/sshKeys",
+                "instance/attributes/ssh-keys",
+                "instance/attributes/block-project-ssh-keys",
+                "project/attributes/sshKeys",
+                "project/attributes/ssh-keys",
+        };
         _cleanup_free_ char *host = provider_base(c, &provider_gcp, "GCP", provider_gcp.default_url), *base = NULL;
-        int r;
+        FetchRequest reqs[ELEMENTSOF(gcp_endpoints) + ELEMENTSOF(key_paths)] = {};
+        size_t n = 0, i_host = SIZE_MAX, i_keys = SIZE_MAX;
+        int r = 0;
 
         if (!host || asprintf(&base, "%s/computeMetadata/v1", host) < 0)
                 return log_oom();
-        if (want & WANT_ATTRIBUTES) {
-                r = fetch_endpoints(c, base, gcp_headers, 1, gcp_endpoints, ELEMENTSOF(gcp_endpoints), true, true, m);
-                if (r < 0)
-                        return r;
+        /* Attributes, hostname and the five key sources are independent: one concurrent batch. */
+        for (size_t i = 0; i < ELEMENTSOF(gcp_endpoints) && r >= 0; i++) {
+                _cleanup_free_ char *url = NULL;
+                bool is_host = streq(gcp_endpoints[i].key, "GCP_HOSTNAME");
+                if (!(want & WANT_ATTRIBUTES) && !(is_host && (want & WANT_HOSTNAME)))
+                        continue;
+                if (is_host)
+                        i_host = n;
+                if (asprintf(&url, "%s/%s", base, gcp_endpoints[i].path) < 0)
+                        r = -ENOMEM;
+                else
+                        r = fetch_request_init(&reqs[n++], url, gcp_headers, 1, BODY_RAW, true);
         }
-        if (want & WANT_HOSTNAME) {
-                _cleanup_free_ char *url = NULL, *h = NULL;
-                if (asprintf(&url, "%s/instance/hostname", base) < 0)
-                        return log_oom();
-                r = fetch_text(c, url, gcp_headers, 1, true, &h);
-                if (r < 0)
-                        return r;
-                r = metadata_set_hostname(m, h);
-                if (r < 0)
-                        return r;
+        if (want & WANT_SSH_KEYS)
+                i_keys = n;
+        for (size_t i = 0; (want & WANT_SSH_KEYS) && i < ELEMENTSOF(key_paths) && r >= 0; i++) {
+                _cleanup_free_ char *url = NULL;
+                if (asprintf(&url, "%s/%s", base, key_paths[i]) < 0)
+                        r = -ENOMEM;
+                else
+                        r = fetch_request_init(&reqs[n++], url, gcp_headers, 1, BODY_RAW, true);
         }
-        if (want & WANT_SSH_KEYS) {
-                static const char *const paths[] = {
-                        "instance/attributes/sshKeys",
-                        "instance/attributes/ssh-keys",
-                        "instance/attributes/block-project-ssh-keys",
-                        "project/attributes/sshKeys",
-                        "project/attributes/ssh-keys",
-                };
-                FetchRequest reqs[ELEMENTSOF(paths)] = {};
+        if (r >= 0)
+                r = fetch_many(&c->policy, reqs, n);
+
+        for (size_t i = 0; r >= 0 && (want & WANT_ATTRIBUTES) && i < ELEMENTSOF(gcp_endpoints); i++)
+                if (reqs[i].found && !isempty(reqs[i].data))
+                        r = metadata_set_attr(m, gcp_endpoints[i].key, reqs[i].data);
+        if (r >= 0 && (want & WANT_HOSTNAME) && reqs[i_host].found)
+                r = metadata_set_hostname(m, reqs[i_host].data);
+        if (r >= 0 && (want & WANT_SSH_KEYS)) {
+                FetchRequest *k = &reqs[i_keys];
                 size_t added = 0;
 
-                /* The five values are independent, so they are fetched together; the order in which they
-                 * are used is afterburn's. */
-                r = 0;
-                for (size_t i = 0; i < ELEMENTSOF(paths) && r >= 0; i++) {
-                        _cleanup_free_ char *url = NULL;
-                        if (asprintf(&url, "%s/%s", base, paths[i]) < 0)
-                                r = -ENOMEM;
-                        else
-                                r = fetch_request_init(&reqs[i], url, gcp_headers, 1, BODY_RAW, true);
-                }
-                if (r >= 0)
-                        r = fetch_many(&c->policy, reqs, ELEMENTSOF(reqs));
-                if (r >= 0 && reqs[0].found)
-                        r = gcp_add_ssh_keys(m, reqs[0].data, "instance/attributes/sshKeys", &added);
+                /* instance sshKeys alone if it has any; else instance ssh-keys plus, unless blocked, the
+                 * project's sshKeys and ssh-keys. */
+                if (k[0].found)
+                        r = gcp_add_ssh_keys(m, k[0].data, key_paths[0], &added);
                 if (r >= 0 && added == 0) {
-                        if (reqs[1].found)
-                                r = gcp_add_ssh_keys(m, reqs[1].data, "instance/attributes/ssh-keys", NULL);
-                        if (r >= 0 && !(reqs[2].found && streq(reqs[2].data, "true"))) {
-                                if (reqs[3].found)
-                                        r = gcp_add_ssh_keys(m, reqs[3].data, "project/attributes/sshKeys", NULL);
-                                if (r >= 0 && reqs[4].found)
-                                        r = gcp_add_ssh_keys(m, reqs[4].data, "project/attributes/ssh-keys", NULL);
+                        if (k[1].found)
+                                r = gcp_add_ssh_keys(m, k[1].data, key_paths[1], NULL);
+                        if (r >= 0 && !(k[2].found && streq(k[2].data, "true"))) {
+                                if (k[3].found)
+                                        r = gcp_add_ssh_keys(m, k[3].data, key_paths[3], NULL);
+                                if (r >= 0 && k[4].found)
+                                        r = gcp_add_ssh_keys(m, k[4].data, key_paths[4], NULL);
                         }
                 }
                 m->ssh_keys_valid = true;
-                for (size_t i = 0; i < ELEMENTSOF(reqs); i++)
-                        fetch_request_done(&reqs[i]);
-                if (r < 0)
-                        return r;
         }
-        return 0;
+        for (size_t i = 0; i < n; i++)
+                fetch_request_done(&reqs[i]);
+        return r;
 }
 
 const Provider provider_gcp = {
