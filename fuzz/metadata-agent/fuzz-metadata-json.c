@@ -13,7 +13,7 @@ static void run_parsers(json_t *j) {
         (void) aws_parse_identity_document(j, &m);
         (void) azure_parse_public_keys(j, &m);
         (void) digitalocean_parse(j, all, &m);
-        (void) packet_parse(j, all, &m, &url);
+        (void) packet_parse(j, "8.8.8.8 2001:db8::1", all | WANT_NETWORK, &m, &url);
         free(url);
         (void) openstack_parse_config_drive(j, j, all, &m);
         (void) configdrive_parse_uuid_name(j, "POWERVS", true, all, &m);

@@ -57,7 +57,7 @@ int mac_canonical(const char *s, char ret[static 18]) {
 
 char *net_iface_unit_name(const NetIface *i) {
         char *s;
-        const char *name = i->name[0] ? i->name : i->mac;
+        const char *name = i->name[0] ? i->name : i->mac[0] ? i->mac : i->path;
 
         if (!name[0] || asprintf(&s, "%02u-%s.network", i->priority, name) < 0)
                 return NULL;
@@ -76,15 +76,50 @@ char *net_iface_config(const NetIface *i) {
                 fprintf(f, "Name=%s\n", i->name);
         if (i->mac[0])
                 fprintf(f, "MACAddress=%s\n", i->mac);
+        if (i->path[0])
+                fprintf(f, "Path=%s\n", i->path);
         fputs("\n[Network]\n", f);
         if (i->dhcp)
                 fprintf(f, "DHCP=%s\n", i->dhcp);
         for (size_t k = 0; k < i->n_nameservers; k++)
                 fprintf(f, "DNS=%s\n", i->nameservers[k]);
+        if (i->bond[0])
+                fprintf(f, "Bond=%s\n", i->bond);
+        if (i->unmanaged || i->required_for_online)
+                fputs("\n[Link]\n", f);
+        if (i->unmanaged)
+                fputs("Unmanaged=yes\n", f);
+        if (i->required_for_online)
+                fprintf(f, "RequiredForOnline=%s\n", i->required_for_online);
         for (size_t k = 0; k < i->n_addresses; k++)
                 fprintf(f, "\n[Address]\nAddress=%s\n", i->addresses[k]);
         for (size_t k = 0; k < i->n_routes; k++)
                 fprintf(f, "\n[Route]\nDestination=%s\nGateway=%s\n", i->routes[k].destination, i->routes[k].gateway);
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}
+
+char *net_bond_unit_name(const NetBond *b) {
+        char *s;
+        if (asprintf(&s, "%02u-%s.netdev", b->priority, b->name) < 0)
+                return NULL;
+        return s;
+}
+
+char *net_bond_config(const NetBond *b) {
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+
+        if (!f)
+                return NULL;
+        fprintf(f, "[NetDev]\nName=%s\nKind=bond\nMACAddress=%s\n", b->name, b->mac);
+        fputs("\n[Bond]\n", f);
+        for (size_t k = 0; k < b->n_attrs; k++)
+                fprintf(f, "%s=%s\n", b->attrs[k][0], b->attrs[k][1]);
         if (fclose(f) != 0) {
                 free(buf);
                 return NULL;

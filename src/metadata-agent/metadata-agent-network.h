@@ -16,6 +16,10 @@ typedef struct NetRoute {
 typedef struct NetIface {
         char name[32];        /* may be empty */
         char mac[18];         /* lower-case aa:bb:cc:dd:ee:ff, may be empty */
+        char path[32];        /* [Match] Path=, may be empty */
+        char bond[32];        /* [Network] Bond=, may be empty */
+        bool unmanaged;
+        const char *required_for_online; /* NULL or an operational state */
         unsigned priority;
         const char *dhcp;     /* NULL, "ipv4", "ipv6" or "yes" */
         char nameservers[NET_MAX_ITEMS][48];
@@ -36,3 +40,15 @@ int mac_canonical(const char *s, char ret[static 18]);
 /* The unit file name and contents. */
 char *net_iface_unit_name(const NetIface *i);
 char *net_iface_config(const NetIface *i);
+
+/* A bond netdev: "<priority:02>-<name>.netdev" with [NetDev] and a [Bond] section of key=value pairs. */
+typedef struct NetBond {
+        char name[32];
+        char mac[18];
+        unsigned priority;
+        const char *attrs[8][2];
+        size_t n_attrs;
+} NetBond;
+
+char *net_bond_unit_name(const NetBond *b);
+char *net_bond_config(const NetBond *b);

@@ -25,7 +25,8 @@ int azure_parse_public_keys(json_t *doc, Metadata *m);
 char *azure_health_report(const AzureGoalState *g);
 
 int digitalocean_parse(json_t *doc, unsigned want, Metadata *m);
-int packet_parse(json_t *doc, unsigned want, Metadata *m, char **ret_phone_home_url);
+/* dns: the space-separated DNS servers for the network units (needed only with WANT_NETWORK). */
+int packet_parse(json_t *doc, const char *dns, unsigned want, Metadata *m, char **ret_phone_home_url);
 int openstack_parse_config_drive(json_t *meta, json_t *ec2, unsigned want, Metadata *m);
 int hetzner_parse_metadata(json_t *doc, json_t *private_networks, Metadata *m);
 int hetzner_parse_public_keys(json_t *doc, Metadata *m);

@@ -121,7 +121,7 @@ static void test_packet(void **state) {
 
         SKIP_WITHOUT_FIXTURES();
         j = load_json("packet/metadata.json");
-        assert_int_equal(packet_parse(j, WANT_ATTRIBUTES | WANT_HOSTNAME, &m, &url), 0);
+        assert_int_equal(packet_parse(j, NULL, WANT_ATTRIBUTES | WANT_HOSTNAME, &m, &url), 0);
         assert_string_equal(metadata_get_attr(&m, "PACKET_IPV6_PUBLIC_GATEWAY_0"), "2604:1380::");
         assert_string_equal(metadata_get_attr(&m, "PACKET_IPV6_PRIVATE_GATEWAY_0"), "fd00::");
         assert_string_equal(metadata_get_attr(&m, "PACKET_IPV4_PRIVATE_0"), "10.0.0.1");
@@ -130,7 +130,7 @@ static void test_packet(void **state) {
         assert_string_equal(m.hostname, "test-hostname");
         free(url);
         json_object_del(j, "plan");
-        assert_int_equal(packet_parse(j, WANT_ATTRIBUTES, &m, NULL), -EBADMSG);
+        assert_int_equal(packet_parse(j, NULL, WANT_ATTRIBUTES, &m, NULL), -EBADMSG);
         json_decref(j);
         metadata_done(&m);
 }

@@ -562,13 +562,9 @@ def test_network_units_other_providers(agent, fixtures_dir, tmp_path):
     with mock:
         run(agent, ["--provider", "vultr", "--network-units", str(tmp_path / "u")], env=exp["env"])
         assert (tmp_path / "u").is_dir() and list((tmp_path / "u").iterdir()) == []
-    mock, exp = metadata_mock.provider_mock("packet", fixtures_dir)
-    with mock:
-        p = run(agent, ["--provider", "packet", "--network-units", str(tmp_path / "p")], env=exp["env"], check=False)
-        assert p.returncode != 0 and "not supported" in p.stderr
-        p = run(agent, ["--provider", "digitalocean", "--netplan-config", str(tmp_path / "n")], check=False)
-        assert p.returncode != 0 and "not supported" in p.stderr
-        assert not (tmp_path / "p").exists() and not (tmp_path / "n").exists()
+    p = run(agent, ["--provider", "digitalocean", "--netplan-config", str(tmp_path / "n")], check=False)
+    assert p.returncode != 0 and "not supported" in p.stderr
+    assert not (tmp_path / "n").exists()
 
 
 # ---- Proxmox VE (cidata drive) ----
@@ -739,3 +735,47 @@ def test_ibmcloud(agent, fixtures_dir, tmp_path, keys):
     p = run(agent, ["--provider", "ibmcloud", "--config-drive", str(drive), "--ssh-keys", "core",
                     "--root", str(tmp_path / "root")], check=False)
     assert p.returncode != 0 and "Invalid SSH public key" in p.stderr
+
+
+def test_packet_network_units(agent, fixtures_dir, tmp_path):
+    doc = json.loads((fixtures_dir / "metadata/packet/metadata.json").read_text())
+    doc["network"]["interfaces"] = [
+        {"name": "eth0", "mac": "0C:C4:7A:00:00:01", "bond": "bond0"},
+        {"name": "eth1", "mac": "0c:c4:7a:00:00:02", "bond": "bond0"},
+        {"name": "eth2", "mac": "0c:c4:7a:00:00:03"},
+    ]
+    doc["network"]["bonding"]["mode"] = 4
+    state = tmp_path / "netif-state"
+    state.write_text("OPER_STATE=routable\nDNS=147.75.207.207 147.75.207.208\n")
+    mock, exp = metadata_mock.provider_mock("packet", fixtures_dir)
+    units = tmp_path / "units"
+    with mock:
+        mock.add("/metadata", json.dumps(doc))
+        run(agent, ["--provider", "packet", "--network-units", str(units)],
+            env=dict(exp["env"], SWITCHYARD_METADATA_NETIF_STATE=str(state)))
+    files = {p.name: p.read_text() for p in units.iterdir()}
+    assert sorted(files) == ["10-0c:c4:7a:00:00:01.network", "10-0c:c4:7a:00:00:02.network",
+                             "10-0c:c4:7a:00:00:03.network", "10-bond0.netdev", "10-bond0.network",
+                             "80-pci-*.network"]
+    assert files["10-bond0.netdev"] == (
+        "[NetDev]\nName=bond0\nKind=bond\nMACAddress=0c:c4:7a:00:00:01\n\n[Bond]\nTransmitHashPolicy=layer3+4\n"
+        "MIIMonitorSec=.1\nUpDelaySec=.2\nDownDelaySec=.2\nMode=802.3ad\nLACPTransmitRate=fast\n")
+    assert files["10-0c:c4:7a:00:00:02.network"] == (
+        "[Match]\nMACAddress=0c:c4:7a:00:00:02\n\n[Network]\nBond=bond0\n\n[Link]\nRequiredForOnline=no\n")
+    assert files["10-0c:c4:7a:00:00:03.network"] == (
+        "[Match]\nMACAddress=0c:c4:7a:00:00:03\n\n[Network]\n\n[Link]\nUnmanaged=yes\n")
+    assert files["10-bond0.network"] == (
+        "[Match]\nName=bond0\n\n[Network]\nDNS=147.75.207.207\nDNS=147.75.207.208\n\n[Link]\nRequiredForOnline=degraded-carrier\n"
+        "\n[Address]\nAddress=147.0.0.1/31\n\n[Address]\nAddress=2604:1380::1/127\n"
+        "\n[Address]\nAddress=10.0.0.1/31\n\n[Address]\nAddress=fd00::1/127\n"
+        "\n[Route]\nDestination=0.0.0.0/0\nGateway=147.0.0.0\n\n[Route]\nDestination=::/0\nGateway=2604:1380::\n"
+        "\n[Route]\nDestination=10.0.0.0/8\nGateway=10.0.0.0\n\n[Route]\nDestination=::/0\nGateway=fd00::\n")
+    assert files["80-pci-*.network"] == "[Match]\nPath=pci-*\n\n[Network]\n\n[Link]\nUnmanaged=yes\n"
+    # Without DNS servers in networkd's state there is nothing correct to write.
+    state.write_text("OPER_STATE=routable\n")
+    mock, exp = metadata_mock.provider_mock("packet", fixtures_dir)
+    with mock:
+        mock.add("/metadata", json.dumps(doc))
+        p = run(agent, ["--provider", "packet", "--network-units", str(tmp_path / "u2")], check=False,
+                env=dict(exp["env"], SWITCHYARD_METADATA_NETIF_STATE=str(state)))
+    assert p.returncode != 0 and "No DNS servers" in p.stderr and not (tmp_path / "u2").exists()
