@@ -4,17 +4,17 @@
 
 #include "fileio.h"
 #include "log.h"
+#include "metadata-agent-azure.h"
 #include "metadata-agent-dhcp.h"
 #include "metadata-agent-parsers.h"
 #include "metadata-agent-provider.h"
 
-#define AZURE_WIRESERVER_FALLBACK "168.63.129.16"
-#define AZURE_WIRESERVER_VERSION "2012-11-30"
 
-static const HttpHeader ws_headers[] = {
+const HttpHeader azure_ws_headers[AZURE_WS_HEADERS] = {
         { "x-ms-agent-name", "com.coreos.afterburn" },
         { "x-ms-version", AZURE_WIRESERVER_VERSION },
 };
+#define ws_headers azure_ws_headers
 static const HttpHeader imds_headers[] = {
         { "x-ms-agent-name", "com.coreos.afterburn" },
         { "x-ms-version", AZURE_WIRESERVER_VERSION },
@@ -26,6 +26,7 @@ void azure_goal_state_done(AzureGoalState *g) {
         free(g->container_id);
         free(g->instance_id);
         free(g->shared_config_url);
+        free(g->certificates_url);
         *g = (AzureGoalState) {};
 }
 
@@ -66,6 +67,11 @@ int azure_parse_goal_state(const XmlNode *root, AzureGoalState *ret) {
         if (r >= 0)
                 r = required_text(root, "Container/RoleInstanceList/RoleInstance/Configuration/SharedConfig",
                                   &g.shared_config_url);
+        if (r >= 0) {
+                g.certificates_url = xml_text(xml_path(root, "Container/RoleInstanceList/RoleInstance/Configuration/Certificates"));
+                if (g.certificates_url && !*g.certificates_url)
+                        g.certificates_url = mfree(g.certificates_url);
+        }
         if (r < 0) {
                 azure_goal_state_done(&g);
                 return r;
@@ -180,17 +186,12 @@ static char *azure_wireserver_from_leases(void) {
         return inet_ntop(AF_INET, &in, buf, sizeof(buf)) ? strdup(buf) : NULL;
 }
 
-typedef struct Azure {
-        char *ws;   /* http://<wireserver> */
-        char *imds; /* http://169.254.169.254 */
-} Azure;
-
-static void azure_done(Azure *a) {
+void azure_done(Azure *a) {
         free(a->ws);
         free(a->imds);
 }
 
-static int azure_init(ProviderContext *c, Azure *a) {
+int azure_init(ProviderContext *c, const Provider *p, Azure *a) {
         _cleanup_free_ char *lease = NULL, *def = NULL, *url = NULL;
         FetchRequest req;
         int r;
@@ -203,8 +204,8 @@ static int azure_init(ProviderContext *c, Azure *a) {
         }
         if (asprintf(&def, "http://%s", lease ?: AZURE_WIRESERVER_FALLBACK) < 0)
                 return log_oom();
-        a->ws = provider_base(c, &provider_azure, "AZURE_WIRESERVER", def);
-        a->imds = provider_base(c, &provider_azure, "AZURE", provider_azure.default_url);
+        a->ws = provider_base(c, p, "AZURE_WIRESERVER", def);
+        a->imds = provider_base(c, p, p->env_name, "http://169.254.169.254");
         if (!a->ws || !a->imds || asprintf(&url, "%s/?comp=versions", a->ws) < 0)
                 return log_oom();
         if (geteuid() != 0)
@@ -218,7 +219,7 @@ static int azure_init(ProviderContext *c, Azure *a) {
         return r;
 }
 
-static int azure_goal_state_request(const Azure *a, FetchRequest *req) {
+int azure_goal_state_request(const Azure *a, FetchRequest *req) {
         _cleanup_free_ char *url = NULL;
         if (asprintf(&url, "%s/machine/?comp=goalstate", a->ws) < 0)
                 return -ENOMEM;
@@ -236,7 +237,7 @@ static int azure_fetch(ProviderContext *c, unsigned want, Metadata *m) {
         _cleanup_(azure_done) Azure a = {};
         int r;
 
-        r = azure_init(c, &a);
+        r = azure_init(c, &provider_azure, &a);
         if (r < 0)
                 return r;
         if (want & WANT_ATTRIBUTES) {
@@ -321,11 +322,11 @@ char *azure_health_report(const AzureGoalState *g) {
         return s;
 }
 
-static int azure_check_in(ProviderContext *c) {
+int azure_report_ready(ProviderContext *c, const Provider *p) {
         _cleanup_(azure_done) Azure a = {};
         int r;
 
-        r = azure_init(c, &a);
+        r = azure_init(c, p, &a);
         if (r < 0)
                 return r;
         /* afterburn wraps the report in an outer retry (5 retries) on top of the client's own. */
@@ -363,6 +364,10 @@ static int azure_check_in(ProviderContext *c) {
                         return r;
                 log_info("Ready report failed, trying again.");
         }
+}
+
+static int azure_check_in(ProviderContext *c) {
+        return azure_report_ready(c, &provider_azure);
 }
 
 const Provider provider_azure = {

@@ -12,6 +12,7 @@
 
 typedef struct AzureGoalState {
         char *incarnation, *container_id, *instance_id, *shared_config_url;
+        char *certificates_url; /* NULL when the goal state lists none */
 } AzureGoalState;
 
 int aws_parse_identity_document(json_t *doc, Metadata *m);

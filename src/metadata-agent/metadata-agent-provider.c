@@ -13,6 +13,7 @@ static const Provider *const providers[] = {
         &provider_aliyun,
         &provider_aws,
         &provider_azure,
+        &provider_azurestack,
         &provider_cloudstack_configdrive,
         &provider_cloudstack_metadata,
         &provider_digitalocean,

@@ -32,7 +32,7 @@ typedef struct Provider {
         bool has_network_config;             /* upstream writes network configuration we do not produce */
 } Provider;
 
-extern const Provider provider_akamai, provider_aliyun, provider_aws, provider_azure, provider_cloudstack_configdrive,
+extern const Provider provider_akamai, provider_aliyun, provider_aws, provider_azure, provider_azurestack, provider_cloudstack_configdrive,
         provider_cloudstack_metadata, provider_digitalocean,
         provider_exoscale, provider_gcp, provider_hetzner, provider_ibmcloud, provider_ibmcloud_classic, provider_kubevirt, provider_openstack,
         provider_openstack_metadata, provider_oraclecloud, provider_packet, provider_powervs, provider_proxmoxve,

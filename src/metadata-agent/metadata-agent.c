@@ -15,7 +15,7 @@
 
 /* afterburn knows these, switchyard does not implement them (yet); naming them gives a clearer error. */
 static const char *const unsupported_providers[] = {
-        "azurestack", "vmware",
+        "vmware",
 };
 
 typedef struct Args {

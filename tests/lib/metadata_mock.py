@@ -8,8 +8,11 @@ the AFTERBURN_ prefix).
 Routes can be made to fail: status codes, a number of failures before success, delays, oversized or
 malformed bodies, so error handling can be tested against the real program.
 """
+import base64
 import json
 import pathlib
+import subprocess
+import tempfile
 import threading
 
 from httpserver import HTTPServer, Response
@@ -18,7 +21,7 @@ from httpserver import HTTPServer, Response
 class Route:
     def __init__(self, body=b"", status=200, headers=None, required_headers=None, delay=0.0,
                  fail_first=0, fail_status=500, content_type="text/plain"):
-        self.body = body.encode() if isinstance(body, str) else body
+        self.body = body.encode() if isinstance(body, str) else body  # or a callable(headers) -> bytes
         self.status = status
         self.headers = headers or {}
         self.required_headers = {k.lower(): v for k, v in (required_headers or {}).items()}
@@ -57,7 +60,8 @@ class MockServer:
                 return Response(403, f"missing header {k}".encode(), content_type="text/plain", delay=route.delay)
         if hit <= route.fail_first:
             return Response(route.fail_status, b"temporary failure", content_type="text/plain", delay=route.delay)
-        return Response(route.status, route.body, dict(route.headers), route.content_type, delay=route.delay)
+        body = route.body(headers) if callable(route.body) else route.body
+        return Response(route.status, body, dict(route.headers), route.content_type, delay=route.delay)
 
     @property
     def max_in_flight(self):
@@ -140,6 +144,41 @@ def provider_mock(name, fixtures_dir, ssh_keys=None):
         exp["hostname"] = "lars-test-1"
         exp["ssh_keys"] = [k["keyData"] for k in _load_json(d / "imds" / "publicKeys.json")]
         exp["env"]["SWITCHYARD_METADATA_URL_AZURE_WIRESERVER"] = mock.url
+    elif name == "azurestack":
+        ws = d.parent / "azure" / "wireserver"
+        work = pathlib.Path(tempfile.mkdtemp(prefix="azurestack-"))
+        mock.add("/?comp=versions", (ws / "versions.xml").read_bytes(), content_type="text/xml")
+        goal = (ws / "goalstate.xml").read_text().replace("http://100.115.176.3:80", mock.url)
+        mock.add("/machine/?comp=goalstate", goal, content_type="text/xml")
+        mock.add("/Microsoft.Compute/identity?api-version=2019-03-11", json.dumps({"vmName": "stack-vm-1"}),
+                 required_headers={"Metadata": "true"}, content_type="application/json")
+        mock.add("/machine/?comp=health", b"", method="POST")
+        # The tenant's key pair, delivered as a PFX encrypted to the agent's throw-away certificate.
+        run = lambda *a: subprocess.run(list(a), check=True, capture_output=True, cwd=work)
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=tenant", "-days", "2",
+            "-keyout", "user.key", "-out", "user.crt")
+        run("openssl", "pkcs12", "-export", "-inkey", "user.key", "-in", "user.crt", "-passout", "pass:", "-out", "user.p12")
+        pub = run("openssl", "x509", "-in", "user.crt", "-pubkey", "-noout").stdout
+        (work / "user.pub").write_bytes(pub)
+        exp["ssh_keys"] = [run("ssh-keygen", "-i", "-m", "PKCS8", "-f", "user.pub").stdout.decode().strip()]
+        exp["hostname"] = "stack-vm-1"
+        exp["env"]["SWITCHYARD_METADATA_URL_AZURE_WIRESERVER"] = mock.url
+
+        def certificates(headers):
+            if headers.get("x-ms-cipher-name") != "DES_EDE3_CBC":
+                return b"<Error>missing cipher</Error>"
+            b64 = headers["x-ms-guest-agent-public-x509-cert"]
+            pem = "-----BEGIN CERTIFICATE-----\n" + "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64)) + \
+                  "\n-----END CERTIFICATE-----\n"
+            (work / "agent.pem").write_text(pem)
+            enc = run("openssl", "smime", "-encrypt", "-binary", "-des3", "-outform", "DER", "-in", "user.p12",
+                      "agent.pem").stdout
+            return ("<?xml version=\"1.0\" encoding=\"utf-8\"?><CertificateFile><Version>2012-11-30</Version>"
+                    "<Incarnation>1</Incarnation><Format>Pkcs7BlobWithPfxContents</Format><Data>"
+                    + base64.b64encode(enc).decode() + "</Data></CertificateFile>").encode()
+
+        path = "/machine/a511aa6d-29e7-4f53-8788-55655dfe848f/f6cd1d7ef1644557b9059345e5ba890c.lars%2Dtest%2D1?comp=certificates&incarnation=1"
+        mock.add(path, certificates, content_type="text/xml")
     elif name == "digitalocean":
         mock.add("/metadata/v1.json", (d / "metadata-v1.json").read_bytes(), content_type="application/json")
         exp["attributes"] = {

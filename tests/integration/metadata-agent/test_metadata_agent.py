@@ -12,7 +12,8 @@ import metadata_mock
 FAST = {"SWITCHYARD_METADATA_RETRIES": "2", "SWITCHYARD_METADATA_BACKOFF_MS": "20",
         "SWITCHYARD_METADATA_TIMEOUT": "5"}
 HTTP_PROVIDERS = ["aws", "gcp", "azure", "packet", "scaleway", "akamai", "oraclecloud", "hetzner",
-                  "openstack-metadata", "aliyun", "exoscale", "vultr", "upcloud", "cloudstack-metadata"]
+                  "openstack-metadata", "aliyun", "exoscale", "vultr", "upcloud", "cloudstack-metadata",
+                  "azurestack"]
 
 
 @pytest.fixture
@@ -779,3 +780,24 @@ def test_packet_network_units(agent, fixtures_dir, tmp_path):
         p = run(agent, ["--provider", "packet", "--network-units", str(tmp_path / "u2")], check=False,
                 env=dict(exp["env"], SWITCHYARD_METADATA_NETIF_STATE=str(state)))
     assert p.returncode != 0 and "No DNS servers" in p.stderr and not (tmp_path / "u2").exists()
+
+
+def test_azurestack_certificates_request_and_ready_report(agent, fixtures_dir, tmp_root):
+    home = make_root(tmp_root)
+    mock, exp = metadata_mock.provider_mock("azurestack", fixtures_dir)
+    with mock:
+        run(agent, ["--provider", "azurestack", "--ssh-keys", "core", "--root", str(tmp_root), "--check-in"],
+            env=exp["env"])
+        assert (home / ".ssh/authorized_keys.d/afterburn").read_text() == exp["ssh_keys"][0] + "\n"
+        certs = [r for r in mock.requests if "comp=certificates" in r["path"]]
+        assert len(certs) == 1
+        h = certs[0]["headers"]
+        assert h["x-ms-cipher-name"] == "DES_EDE3_CBC" and h["x-ms-version"] == "2012-11-30"
+        # A bare base64 DER certificate: no PEM armour, no line breaks.
+        assert "-----" not in h["x-ms-guest-agent-public-x509-cert"] and "\n" not in h["x-ms-guest-agent-public-x509-cert"]
+        assert len(mock.requests_to("/machine/?comp=health", "POST")) == 1
+        # Without a Certificates URL in the goal state there are no keys (and no error).
+        goal = (fixtures_dir / "metadata/azure/wireserver/goalstate-no-certs.xml").read_text()
+        mock.add("/machine/?comp=goalstate", goal)
+        p = run(agent, ["--provider", "azurestack", "--json"], env=exp["env"])
+        assert json.loads(p.stdout)["ssh_keys"] == []
