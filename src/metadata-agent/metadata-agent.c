@@ -92,7 +92,8 @@ static void help(const char *prog) {
                "  --check-in               report a successful boot to the platform\n"
                "  --network-units DIR, --netplan-config DIR, --networkmanager-profiles DIR\n"
                "                           network configuration: systemd-networkd units for\n"
-               "                           digitalocean; nothing for providers without any\n"
+               "                           digitalocean, packet and proxmoxve; nothing for\n"
+               "                           providers without any\n"
                "Options:\n"
                "  --provider NAME          one of the providers below (ec2 and gce are aliases)\n"
                "  --cmdline                take the provider from flatcar.oem.id/coreos.oem.id\n"
@@ -362,6 +363,7 @@ int main(int argc, char **argv) {
         }
 
         verb = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+        optind = verb ? 2 : 1;
         if (verb && streq(verb, "exp")) {
                 if (argc < 3 || !streq(argv[2], "rd-network-kargs")) {
                         log_error("Unknown \"exp\" command; only \"exp rd-network-kargs\" exists.");
@@ -369,12 +371,7 @@ int main(int argc, char **argv) {
                         return 1;
                 }
                 verb = "rd-network-kargs";
-                argc--;
-                argv++;
-        }
-        if (verb) {
-                argc--;
-                argv++;
+                optind = 3;
         }
 
         while ((c = getopt_long(argc, argv, "hV", options, NULL)) >= 0)

@@ -510,11 +510,20 @@ def test_rd_network_kargs(agent, tmp_path):
     assert p.returncode != 0 and "not supported" in p.stderr
 
 
-def test_help_and_version(agent):
+def test_help_and_version(agent, fixtures_dir, tmp_path):
     p = run(agent, ["--help"])
     assert "--ssh-keys" in p.stdout and "aws" in p.stdout
     p = run(agent, ["--version"])
     assert p.stdout.startswith("metadata-agent ")
+    p = run(agent, ["--provider", "aws", "--bogus"], check=False)
+    assert p.returncode != 0 and "unrecognized option '--bogus'" in p.stderr
+    p = run(agent, ["exp", "something"], check=False)
+    assert p.returncode != 0 and "rd-network-kargs" in p.stderr
+    # The explicit "multi" subcommand takes the same options as the legacy form.
+    mock, exp = metadata_mock.provider_mock("upcloud", fixtures_dir)
+    with mock:
+        run(agent, ["multi", "--provider=upcloud", f"--attributes={tmp_path / 'a'}"], env=exp["env"])
+    assert read_env_file(tmp_path / "a")["AFTERBURN_UPCLOUD_REGION"] == "test-region"
 
 
 # ---- network units ----
