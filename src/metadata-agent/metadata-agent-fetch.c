@@ -272,3 +272,36 @@ int fetch_many(const FetchPolicy *p, FetchRequest *reqs, size_t n) {
         }
         return 0;
 }
+
+#define METADATA_NO_PROXY "169.254.0.0/16,fe80::/10,100.100.100.200,168.63.129.16"
+
+char *no_proxy_with_metadata_hosts(const char *current) {
+        char *r;
+
+        if (isempty(current))
+                return strdup(METADATA_NO_PROXY);
+        if (streq(current, "*") || strstr(current, METADATA_NO_PROXY))
+                return strdup(current);
+        if (asprintf(&r, "%s,%s", current, METADATA_NO_PROXY) < 0)
+                return NULL;
+        return r;
+}
+
+int fetch_setup_proxy_env(void) {
+        static const char *const proxies[] = { "http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" };
+        _cleanup_free_ char *v = NULL;
+        bool any = false;
+
+        for (size_t i = 0; i < ELEMENTSOF(proxies); i++)
+                any = any || !isempty(getenv(proxies[i]));
+        if (!any)
+                return 0;
+        /* curl reads no_proxy before NO_PROXY; set both to the same value. */
+        v = no_proxy_with_metadata_hosts(getenv("no_proxy") ?: getenv("NO_PROXY"));
+        if (!v)
+                return -ENOMEM;
+        if (setenv("no_proxy", v, 1) < 0 || setenv("NO_PROXY", v, 1) < 0)
+                return -errno;
+        log_debug("no_proxy=%s", v);
+        return 0;
+}

@@ -70,5 +70,11 @@ int fetch_many(const FetchPolicy *p, FetchRequest *reqs, size_t n);
 static inline int fetch_one(const FetchPolicy *p, FetchRequest *r) {
         return fetch_many(p, r, 1);
 }
+/* Metadata services live on link-local or provider-internal addresses that no proxy can reach, so they are
+ * added to no_proxy (curl understands CIDR there): returns the new value for current (may be NULL). */
+char *no_proxy_with_metadata_hosts(const char *current);
+/* Applies that to NO_PROXY/no_proxy when a proxy is configured in the environment. */
+int fetch_setup_proxy_env(void);
+
 /* Validates/parses a body in the given format (exposed for the fuzzers). */
 int fetch_parse_body(FetchRequest *r);

@@ -421,6 +421,11 @@ int main(int argc, char **argv) {
         if (a.style < 0)
                 a.style = streq(prog, "coreos-metadata") ? ATTRIBUTE_STYLE_FLATCAR : ATTRIBUTE_STYLE_AFTERBURN;
 
+        if (fetch_setup_proxy_env() < 0) {
+                log_oom();
+                strv_free_argv(targv, targc);
+                return 1;
+        }
         http_global_init();
         if (!verb || streq(verb, "multi"))
                 r = run_multi(&a);

@@ -2,6 +2,7 @@
 #include "test-helpers.h"
 
 #include "metadata-agent-cmdline.h"
+#include "metadata-agent-fetch.h"
 #include "metadata-agent-metadata.h"
 #include "metadata-agent-provider.h"
 #include "metadata-agent-sshkey.h"
@@ -125,12 +126,26 @@ static void test_provider_table(void **state) {
                 assert_string_equal(provider_find(*n)->name, *n);
 }
 
+static void test_no_proxy(void **state) {
+        char *v;
+
+        v = no_proxy_with_metadata_hosts(NULL);
+        assert_string_equal(v, "169.254.0.0/16,fe80::/10,100.100.100.200,168.63.129.16");
+        free(v);
+        v = no_proxy_with_metadata_hosts("localhost,.corp");
+        assert_string_equal(v, "localhost,.corp,169.254.0.0/16,fe80::/10,100.100.100.200,168.63.129.16");
+        free(v);
+        v = no_proxy_with_metadata_hosts("*");
+        assert_string_equal(v, "*");
+        free(v);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_cmdline),       cmocka_unit_test(test_sshkey),
                 cmocka_unit_test(test_attribute_names), cmocka_unit_test(test_hostname_truncate),
                 cmocka_unit_test(test_key_text),      cmocka_unit_test(test_ec2_key_list),
-                cmocka_unit_test(test_provider_table),
+                cmocka_unit_test(test_provider_table), cmocka_unit_test(test_no_proxy),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -810,3 +810,16 @@ def test_azurestack_certificates_request_and_ready_report(agent, fixtures_dir, t
         mock.add("/machine/?comp=goalstate", goal)
         p = run(agent, ["--provider", "azurestack", "--json"], env=exp["env"])
         assert json.loads(p.stdout)["ssh_keys"] == []
+
+
+def test_proxy_bypassed_for_link_local(agent, tmp_path):
+    """No proxy can reach the instance's link-local metadata service: those addresses skip the proxy."""
+    from httpserver import ProxyServer
+    with ProxyServer() as proxy:
+        p = run(agent, ["--provider", "vultr", "--attributes", str(tmp_path / "a")], check=False,
+                env={"SWITCHYARD_METADATA_URL_VULTR": "http://169.254.169.254:9", "http_proxy": proxy.url,
+                     "no_proxy": "example.invalid", "SWITCHYARD_METADATA_RETRIES": "0",
+                     "SWITCHYARD_METADATA_TIMEOUT": "1"})
+        assert p.returncode != 0 and "http://169.254.169.254:9/v1/" in p.stderr
+        assert proxy.requests == [] and proxy.connects == []
+    assert not (tmp_path / "a").exists()
