@@ -10,9 +10,19 @@ import metadata_mock
 varlink = pytest.importorskip("varlink", reason="tests/lib/varlink.py (varlink helper) is not on this branch")
 
 
+def need_varlink_mode(agent):
+    """Skips unless the binary was built with its varlink mode (needs src/shared/varlink.c)."""
+    p = subprocess.run([str(agent), "varlink"], capture_output=True, text=True, timeout=30,
+                       env={k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")})
+    if 'Unknown command "varlink"' in p.stderr:
+        pytest.skip("metadata-agent was built without varlink (src/shared/varlink.c not on this branch)")
+    assert p.returncode != 0 and "No socket passed by systemd" in p.stderr
+
+
 @pytest.fixture
 def service(program, fixtures_dir, tmp_path):
     agent = program("metadata-agent")
+    need_varlink_mode(agent)
     mock, exp = metadata_mock.provider_mock("aws", fixtures_dir)
     sock = tmp_path / "io.switchyard.Metadata"
     cmdline = tmp_path / "cmdline"
@@ -27,8 +37,6 @@ def service(program, fixtures_dir, tmp_path):
     if proc.poll() is not None:
         err = proc.stderr.read()
         mock.close()
-        if "Unknown command" in err:
-            pytest.skip("metadata-agent was built without varlink (src/shared/varlink.c not on this branch)")
         pytest.fail(f"metadata-agent varlink exited: {err}")
     yield sock, mock, exp
     proc.terminate()
@@ -71,3 +79,24 @@ def test_errors_keep_serving(service):
         assert e.value.parameters["provider"] == "aws"
         mock.routes[("GET", "/2021-01-03/meta-data/instance-id")].status = 200
         assert c.call("io.switchyard.Metadata.GetAttributes", {})["provider"] == "aws"
+
+
+def test_socket_activation_and_idle_exit(program, fixtures_dir, tmp_path):
+    from activator import Activator
+    agent = program("metadata-agent")
+    need_varlink_mode(agent)
+    mock, exp = metadata_mock.provider_mock("gcp", fixtures_dir)
+    sock = tmp_path / "run/switchyard/io.switchyard.Metadata"
+    env = dict(os.environ, SWITCHYARD_METADATA_IDLE_SEC="1", SWITCHYARD_METADATA_RETRIES="0", **exp["env"])
+    with mock, Activator(sock, [agent, "varlink"], env=env) as act:
+        with varlink.Client(str(sock)) as c:
+            r = c.call("io.switchyard.Metadata.GetAttributes", {"provider": "gce", "style": "flatcar"})
+        assert r["provider"] == "gcp" and r["attributes"]["COREOS_GCE_MACHINE_TYPE"] == "test-machine-type"
+        for _ in range(100):  # exits when idle, and is started again by the next client
+            if act.proc is None or act.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert act.proc is None or act.proc.poll() == 0
+        with varlink.Client(str(sock)) as c:
+            assert c.call("io.switchyard.Metadata.GetSshKeys", {"provider": "gcp"}) == {"provider": "gcp", "keys": []}
+        assert act.starts == 2
