@@ -823,3 +823,13 @@ def test_proxy_bypassed_for_link_local(agent, tmp_path):
         assert p.returncode != 0 and "http://169.254.169.254:9/v1/" in p.stderr
         assert proxy.requests == [] and proxy.connects == []
     assert not (tmp_path / "a").exists()
+
+
+def test_akamai_missing_token_endpoint_is_fatal(agent, fixtures_dir, tmp_path):
+    """Unlike AWS, Akamai has no token-less fallback."""
+    mock, exp = metadata_mock.provider_mock("akamai", fixtures_dir)
+    with mock:
+        mock.remove("/v1/token", "PUT")
+        p = _attr_fails(agent, "akamai", exp, tmp_path)
+        assert "Could not get an Akamai metadata token" in p.stderr
+        assert all(r["method"] == "PUT" for r in mock.requests)
