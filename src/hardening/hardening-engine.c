@@ -162,8 +162,11 @@ static int diff_nodes(const char *path, const Node *from, const Node *to, FILE *
                 if (isempty(d))
                         fprintf(out, "--- %s\n+++ %s\n", la, lb);
                 fprintf(out, "old mode %04o\nnew mode %04o\n", (unsigned) from->mode & 07777, (unsigned) to->mode & 07777);
-        } else if (from->type == NODE_ABSENT && to->type == NODE_FILE && isempty(d))
-                fprintf(out, "--- %s\n+++ %s\n", la, lb);
+        } else if (from->type == NODE_ABSENT && to->type == NODE_FILE) {
+                if (isempty(d))
+                        fprintf(out, "--- %s\n+++ %s\n", la, lb);
+                fprintf(out, "new file mode %04o\n", (unsigned) to->mode & 07777);
+        }
         fputs(d, out);
         return 0;
 }
@@ -185,6 +188,22 @@ static int report_new(const Settings *s, json_t **ret) {
                 return -ENOMEM;
         *ret = j;
         return 0;
+}
+
+static int describe_difference(const char *path, const Node *cur, const Node *want, char **ret) {
+        if (want->type == NODE_ABSENT)
+                return asprintf(ret, "%s should not exist (left by an earlier apply)", path);
+        if (cur->type == NODE_ABSENT)
+                return asprintf(ret, "%s is missing", path);
+        if (cur->type != want->type)
+                return asprintf(ret, "%s is a %s, should be a %s", path, node_type_to_string(cur->type),
+                                node_type_to_string(want->type));
+        if (cur->type == NODE_SYMLINK)
+                return asprintf(ret, "%s points to %s, should point to %s", path, cur->data, want->data);
+        if (cur->size == want->size && memcmp(cur->data, want->data, cur->size) == 0)
+                return asprintf(ret, "%s has mode %04o, should have %04o", path, (unsigned) cur->mode & 07777,
+                                (unsigned) want->mode & 07777);
+        return asprintf(ret, "%s has different contents", path);
 }
 
 static int load_record(int rootfd, Record *rec) {
@@ -227,7 +246,8 @@ int engine_audit(int rootfd, const Settings *s, json_t **ret, Outcome *ret_outco
                                         json_array_append_new(paths, json_string(e.plan.changes[k].path));
                                 if (!e.differs[k])
                                         continue;
-                                if (asprintf(&msg, "%s is not as the measure wants it", e.plan.changes[k].path) < 0)
+                                if (describe_difference(e.plan.changes[k].path, &e.current[k], &e.plan.changes[k].want,
+                                                        &msg) < 0)
                                         continue;
                                 json_array_append_new(reasons, json_string(msg));
                                 free(msg);
@@ -483,7 +503,7 @@ void engine_print_report(FILE *f, const char *verb, json_t *report) {
                 fputs(diff, f);
         if (streq(verb, "apply") && !json_is_true(json_object_get(report, "dry_run")) &&
             !json_is_true(json_object_get(report, "changed")))
-                fputs("No changes: the selected measures were already in place (or could not be applied).\n", f);
+                fputs("No changes made.\n", f);
         if (streq(verb, "apply") && json_is_true(json_object_get(report, "dry_run")) && (!diff || !*diff))
                 fputs("Nothing would change.\n", f);
         if (streq(verb, "revert") && !json_is_true(json_object_get(report, "changed")) &&

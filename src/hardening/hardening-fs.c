@@ -463,32 +463,41 @@ int root_find_symlink(int rootfd, const char *path, char **ret_component, char *
         return 0;
 }
 
-int symlink_target_in_root(const char *path, const char *target) {
-        _cleanup_free_ char *copy = NULL;
+int symlink_resolve_lexically(const char *path, const char *target, char **ret) {
+        _cleanup_free_ char *joined = NULL, *out = NULL;
         char *save = NULL;
-        int depth = 0;
+        size_t len = 0;
 
         if (target[0] == '/')
-                return 1;
-        /* Depth of the directory holding the link. */
-        copy = strdup(path);
-        if (!copy)
-                return -ENOMEM;
-        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save))
-                depth++;
-        depth--;
-        free(copy);
-        copy = strdup(target);
-        if (!copy)
-                return -ENOMEM;
-        save = NULL;
-        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-                if (streq(c, ".."))
-                        depth--;
-                else if (!streq(c, "."))
-                        depth++;
-                if (depth < 0)
-                        return 0;
+                joined = strdup(target);
+        else {
+                const char *slash = strrchr(path, '/');
+                if (asprintf(&joined, "%.*s/%s", slash ? (int) (slash - path) : 0, path, target) < 0)
+                        joined = NULL;
         }
-        return 1;
+        if (!joined)
+                return -ENOMEM;
+        out = calloc(1, strlen(joined) + 2);
+        if (!out)
+                return -ENOMEM;
+        for (char *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                if (streq(c, "."))
+                        continue;
+                if (streq(c, "..")) {
+                        char *p;
+                        if (len == 0)
+                                return -EXDEV; /* climbs above the root */
+                        p = strrchr(out, '/');
+                        *p = '\0';
+                        len = (size_t) (p - out);
+                        continue;
+                }
+                out[len++] = '/';
+                strcpy(out + len, c);
+                len += strlen(c);
+        }
+        if (len == 0)
+                strcpy(out, "/");
+        *ret = TAKE_PTR(out);
+        return 0;
 }

@@ -66,6 +66,6 @@ int root_list_dir(int rootfd, const char *path, char ***ret);
 int root_is_dir(int rootfd, const char *path);
 /* For error messages: the first component of path that is a symlink, and where it points. */
 int root_find_symlink(int rootfd, const char *path, char **ret_component, char **ret_target);
-/* Lexically resolves a symlink target found at path: 1 if it stays inside root (absolute targets are
- * taken relative to root, as the target system sees them), 0 if ".." climbs out. */
-int symlink_target_in_root(const char *path, const char *target);
+/* Lexically resolves a symlink target found at path into an absolute path inside root (absolute
+ * targets are taken relative to root, as the target system sees them). -EXDEV if ".." climbs out. */
+int symlink_resolve_lexically(const char *path, const char *target, char **ret);

@@ -929,11 +929,13 @@ static int plan_selinux(Context *c, Plan *p) {
         if (r < 0)
                 return r;
         if (cur.type == NODE_SYMLINK) {
-                r = symlink_target_in_root(SELINUX_CONFIG, cur.data);
-                if (r == 0)
-                        r = plan_conflict(p, "%s is a symlink to %s, which points outside the root; not following it",
-                                          SELINUX_CONFIG, cur.data);
-                else if (r > 0) {
+                _cleanup_free_ char *resolved = NULL;
+                /* Flatcar's points into /usr; anything else is not ours to copy. */
+                r = symlink_resolve_lexically(SELINUX_CONFIG, cur.data, &resolved);
+                if (r == -EXDEV || (r >= 0 && !startswith(resolved, "/usr/")))
+                        r = plan_conflict(p, "%s is a symlink to %s, which points outside %s; not following it",
+                                          SELINUX_CONFIG, cur.data, r == -EXDEV ? "the root" : "/usr");
+                else if (r >= 0) {
                         r = root_read_file_in_root(c->rootfd, SELINUX_CONFIG, &data, &size);
                         if (r < 0)
                                 r = plan_conflict(p, "%s is a symlink to %s, which cannot be read: %s", SELINUX_CONFIG,
