@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <sys/ioctl.h>
@@ -119,6 +120,18 @@ static int path_split(const char *path, char **ret_dir, const char **ret_name) {
         return 0;
 }
 
+/* openat(O_DIRECTORY|O_NOFOLLOW) on a symlink fails with ENOTDIR; report it as the symlink it is. */
+static int openat_dir_nofollow(int dfd, const char *name) {
+        struct stat st;
+        int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+        if (fd >= 0)
+                return fd;
+        if (errno == ENOTDIR && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode))
+                return -ELOOP;
+        return -errno;
+}
+
 /* Walks dir one component at a time with O_NOFOLLOW: the fallback when openat2() is unavailable. */
 static int open_dir_walk(int rootfd, const char *dir) {
         _cleanup_close_ int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -135,18 +148,28 @@ static int open_dir_walk(int rootfd, const char *dir) {
                         continue;
                 if (streq(c, ".."))
                         return -EINVAL;
-                nfd = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                nfd = openat_dir_nofollow(fd, c);
                 if (nfd < 0)
-                        return -errno;
+                        return nfd;
                 safe_close(fd);
                 fd = nfd;
         }
         return TAKE_FD(fd);
 }
 
+static bool openat2_disabled = false;
+
+void root_disable_openat2(void) {
+        openat2_disabled = true;
+}
+
 static int openat2_in_root(int rootfd, const char *path, uint64_t flags, uint64_t resolve) {
         struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = resolve };
-        long fd = syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+        long fd;
+
+        if (openat2_disabled)
+                return -ENOSYS;
+        fd = syscall(SYS_openat2, rootfd, path, &how, sizeof how);
         return fd < 0 ? -errno : (int) fd;
 }
 
@@ -295,9 +318,9 @@ int root_mkdir_parents(int rootfd, const char *path, char ***created) {
                                 return r;
                 } else if (errno != EEXIST)
                         return -errno;
-                nfd = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                nfd = openat_dir_nofollow(fd, c);
                 if (nfd < 0)
-                        return -errno;
+                        return nfd;
                 safe_close(fd);
                 fd = nfd;
         }

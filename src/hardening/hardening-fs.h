@@ -44,6 +44,9 @@ bool node_same(const Node *a, const Node *b);
 int node_set_file(Node *n, const char *data, size_t size, mode_t mode);
 int node_set_symlink(Node *n, const char *target);
 
+/* Behave as on kernels without openat2() (< 5.6): walk O_NOFOLLOW components. For tests. */
+void root_disable_openat2(void);
+
 /* Opens root as an O_PATH directory fd. */
 int root_open(const char *path, int *ret_fd);
 /* Reads what is at path without following any symlink. A missing file (or missing parent) gives
