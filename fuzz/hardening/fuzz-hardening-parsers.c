@@ -37,6 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 3:
                 if (unit_file_get(t, size, "Socket", "SocketGroup", &out) > 0)
                         out = mfree(out);
+                if (sysctl_file_get(t, size, "kernel.kptr_restrict", &out) > 0)
+                        out = mfree(out);
                 break;
         case 4:
                 if (grub_linux_append_args(t, size, &l) >= 0 && kargs_missing(l, wanted, &missing) >= 0)

@@ -655,6 +655,10 @@ static int user_exists(Context *c, Plan *p, const char *user, Node *ret_passwd) 
         r = read_host_file(c, p, "/etc/passwd", ret_passwd);
         if (r < 0)
                 return r;
+        if (ret_passwd->type == NODE_SYMLINK) {
+                r = plan_conflict(p, "/etc/passwd is a symlink to %s; not following it", ret_passwd->data);
+                return r < 0 ? r : 0;
+        }
         if (ret_passwd->type != NODE_FILE)
                 return 0;
         r = passwd_get_shell(ret_passwd->data, ret_passwd->size, user, &shell);
@@ -674,6 +678,8 @@ static int plan_core_sudo(Context *c, Plan *p) {
 
         r = user_exists(c, p, c->settings->user, &passwd);
         node_done(&passwd);
+        if (r >= 0 && strv_length(p->conflicts) > 0)
+                return 0;
         if (r <= 0)
                 return r < 0 ? r : plan_not_applicable(p, "no user %s in /etc/passwd", c->settings->user);
         r = read_host_file(c, p, "/etc/sudoers", &sudoers);
@@ -747,6 +753,10 @@ static int plan_core_nologin(Context *c, Plan *p) {
         int r;
 
         r = user_exists(c, p, c->settings->user, &passwd);
+        if (r >= 0 && strv_length(p->conflicts) > 0) {
+                node_done(&passwd);
+                return 0;
+        }
         if (r <= 0) {
                 node_done(&passwd);
                 return r < 0 ? r : plan_not_applicable(p, "no user %s in /etc/passwd", c->settings->user);
@@ -995,10 +1005,62 @@ static int sysctl_contents(const Settings *s, char **ret) {
         return 0;
 }
 
+/* systemd-sysctl applies sysctl.d files in the lexical order of their names across /etc, /run and
+ * /usr/lib (an earlier directory hides the same name); a later file setting one of our keys to another
+ * value wins over us. */
+static int sysctl_conflicts(Context *c, Plan *p, const char *contents) {
+        static const char *const dirs[] = { "/etc/sysctl.d", "/run/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d" };
+        _cleanup_(strv_freep) char **seen = calloc(1, sizeof(char *));
+        const char *ours = strrchr(SYSCTL_PATH, '/') + 1;
+        int r;
+
+        if (!seen)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                _cleanup_(strv_freep) char **names = NULL;
+                r = root_list_dir(c->rootfd, dirs[i], &names);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; names[j]; j++) {
+                        _cleanup_free_ char *path = NULL, *data = NULL;
+                        size_t size;
+
+                        if (!endswith(names[j], ".conf") || strcmp(names[j], ours) <= 0 || strv_contains(seen, names[j]))
+                                continue;
+                        r = strv_push(&seen, names[j]);
+                        if (r < 0)
+                                return r;
+                        if (asprintf(&path, "%s/%s", dirs[i], names[j]) < 0)
+                                return -ENOMEM;
+                        if (root_read_file_in_root(c->rootfd, path, &data, &size) < 0)
+                                continue;
+                        for (size_t k = 0; k < ELEMENTSOF(sysctls); k++) {
+                                _cleanup_free_ char *mine = NULL, *theirs = NULL;
+                                if (sysctl_file_get(contents, strlen(contents), sysctls[k].key, &mine) <= 0)
+                                        continue;
+                                r = sysctl_file_get(data, size, sysctls[k].key, &theirs);
+                                if (r < 0)
+                                        return r;
+                                if (r > 0 && !streq(mine, theirs)) {
+                                        r = plan_conflict(p, "%s sorts after %s and sets %s = %s, overriding it", path,
+                                                          ours, sysctls[k].key, theirs);
+                                        if (r < 0)
+                                                return r;
+                                }
+                        }
+                }
+        }
+        return 0;
+}
+
 static int plan_sysctl(Context *c, Plan *p) {
         _cleanup_free_ char *contents = NULL;
         int r = sysctl_contents(c->settings, &contents);
-        return r < 0 ? r : plan_add_file(p, SYSCTL_PATH, contents, 0644);
+        if (r >= 0)
+                r = plan_add_file(p, SYSCTL_PATH, contents, 0644);
+        if (r >= 0)
+                r = sysctl_conflicts(c, p, contents);
+        return r;
 }
 
 static int butane_sysctl(const Settings *s, ButaneDoc *d) {

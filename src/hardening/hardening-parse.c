@@ -447,6 +447,55 @@ int unit_file_get(const char *text, size_t size, const char *section, const char
         return *ret_value ? 1 : -ENOMEM;
 }
 
+/* ---- sysctl.d ---- */
+
+static bool sysctl_key_eq(const char *a, size_t al, const char *b) {
+        if (al != strlen(b))
+                return false;
+        for (size_t i = 0; i < al; i++) {
+                char x = a[i] == '/' ? '.' : a[i], y = b[i] == '/' ? '.' : b[i];
+                if (x != y)
+                        return false;
+        }
+        return true;
+}
+
+int sysctl_file_get(const char *text, size_t size, const char *key, char **ret_value) {
+        LineIter it = { text, text + size };
+        const char *line, *found = NULL;
+        size_t len, found_len = 0;
+
+        while (line_next(&it, &line, &len)) {
+                const char *eq, *k, *v;
+                size_t kl, vl;
+
+                trim_span(&line, &len);
+                if (len == 0 || line[0] == '#' || line[0] == ';')
+                        continue;
+                eq = memchr(line, '=', len);
+                if (!eq)
+                        continue;
+                k = line;
+                kl = (size_t) (eq - line);
+                if (kl > 0 && k[0] == '-') {
+                        k++;
+                        kl--;
+                }
+                trim_span(&k, &kl);
+                if (!sysctl_key_eq(k, kl, key))
+                        continue;
+                v = eq + 1;
+                vl = (size_t) (line + len - v);
+                trim_span(&v, &vl);
+                found = v;
+                found_len = vl;
+        }
+        if (!found)
+                return 0;
+        *ret_value = strndup(found, found_len);
+        return *ret_value ? 1 : -ENOMEM;
+}
+
 /* ---- grub.cfg ---- */
 
 int grub_linux_append_args(const char *text, size_t size, char ***ret_args) {

@@ -67,6 +67,12 @@ bool sudoers_dropin_name_is_read(const char *name);
 /* Finds the last assignment of key in [section]. Returns 1 and the value (copied; may be empty), or 0. */
 int unit_file_get(const char *text, size_t size, const char *section, const char *key, char **ret_value);
 
+/* ---- sysctl.d ---- */
+
+/* The last value sysctl.d text assigns to key ("key = value", "key=value", optional '-' prefix; '/' and
+ * '.' separators are equivalent). Returns 1 and the value, or 0. */
+int sysctl_file_get(const char *text, size_t size, const char *key, char **ret_value);
+
 /* ---- Flatcar OEM grub.cfg ---- */
 
 /* Collects the kernel arguments that `set linux_append="$linux_append ..."` lines add, in order. Other

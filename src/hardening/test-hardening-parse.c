@@ -106,6 +106,16 @@ static void test_unit_file(void **state) {
         assert_int_equal(unit_file_get(S(u), "Socket", "FreeBind", &v), 0);
 }
 
+static void test_sysctl(void **state) {
+        char *v = NULL;
+        static const char t[] = "# c\nkernel.kptr_restrict = 1\n-kernel/kptr_restrict=2\nnet.ipv4.ip_forward=1\n";
+
+        assert_int_equal(sysctl_file_get(S(t), "kernel.kptr_restrict", &v), 1);
+        assert_string_equal(v, "2");
+        free(v);
+        assert_int_equal(sysctl_file_get(S(t), "kernel.sysrq", &v), 0);
+}
+
 static void test_grub(void **state) {
         char **args = NULL, **missing = NULL;
         char *wanted[] = { (char *) "mitigations=auto,nosmt", (char *) "tsx=auto", (char *) "nosmt", NULL };
@@ -177,6 +187,7 @@ int main(void) {
                 cmocka_unit_test(test_passwd),       cmocka_unit_test(test_group),
                 cmocka_unit_test(test_sudoers_line), cmocka_unit_test(test_sudoers_last_match),
                 cmocka_unit_test(test_unit_file),    cmocka_unit_test(test_grub),
+                cmocka_unit_test(test_sysctl),
                 cmocka_unit_test(test_selinux),      cmocka_unit_test(test_diff),
                 cmocka_unit_test(test_split_words),
         };

@@ -226,3 +226,27 @@ def test_apply_into_directory_at_file_path(hardening, froot):
     (froot / "etc/sudoers.d/core-passwd").mkdir()
     rc, rep = hardening.json("apply", "core-sudo")
     assert rc == 2 and "/etc/sudoers.d/core-passwd is a directory; not replacing it" in reasons(rep, "core-sudo")
+
+
+def test_later_sysctl_file_overriding_ours(hardening, froot):
+    d = froot / "etc/sysctl.d"
+    d.mkdir()
+    (d / "99-site.conf").write_text("kernel.kptr_restrict = 1\nvm.swappiness = 10\n")
+    rc, rep = hardening.json("apply", "sysctl")
+    assert rc == 2
+    assert "/etc/sysctl.d/99-site.conf sorts after 90-hardening.conf and sets kernel.kptr_restrict = 1" in \
+        reasons(rep, "sysctl")
+    # Flatcar's 60-baselayout.conf (kptr_restrict = 1) sorts before ours: no conflict from it.
+    (d / "99-site.conf").write_text("vm.swappiness = 10\n")
+    hardening.run("apply", "sysctl", check=0)
+
+
+def test_passwd_symlink_is_not_followed(hardening, froot, outside):
+    (outside / "passwd").write_text(flatcar_root.PASSWD)
+    (froot / "etc/passwd").unlink()
+    os.symlink(str(outside / "passwd"), froot / "etc/passwd")
+    rc, rep = hardening.json("apply", "core-nologin", "core-sudo")
+    assert rc == 2
+    assert statuses(rep) == {"core-sudo": "conflict", "core-nologin": "conflict"}
+    assert "/etc/passwd is a symlink" in reasons(rep, "core-nologin")
+    assert (outside / "passwd").read_text() == flatcar_root.PASSWD
