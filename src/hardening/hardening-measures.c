@@ -210,7 +210,9 @@ static int check_measure_list(const char *key, char *const *l) {
         return 0;
 }
 
-int settings_load(Settings *s, const ConfFile *conf, const char *profile_override, char *const *names_override) {
+int settings_load(Settings *ret, const ConfFile *conf, const char *profile_override, char *const *names_override) {
+        _cleanup_(settings_done) Settings storage = {};
+        Settings *s = &storage;
         _cleanup_(strv_freep) char **explicit = NULL, **enable = NULL, **disable = NULL;
         static const char *const known[] = { "PROFILE", "MEASURES", "ENABLE", "DISABLE", "USER", "NOLOGIN_SHELL",
                                              "SSHD_LISTEN", "KERNEL_ARGUMENTS", "GRUB_CFG", "MODULES",
@@ -218,7 +220,6 @@ int settings_load(Settings *s, const ConfFile *conf, const char *profile_overrid
         const char *v;
         int r;
 
-        *s = (Settings){};
         for (size_t i = 0; i < conf_size(conf); i++) {
                 const char *k = conf_key_at(conf, i);
                 bool ok = false;
@@ -226,7 +227,7 @@ int settings_load(Settings *s, const ConfFile *conf, const char *profile_overrid
                         ok = ok || streq(k, known[j]);
                 if (!ok) {
                         r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "hardening.conf: unknown key \"%s\".", k);
-                        goto fail;
+                        return r;
                 }
         }
 
@@ -234,7 +235,7 @@ int settings_load(Settings *s, const ConfFile *conf, const char *profile_overrid
         s->profile = v ? profile_from_string(v) : PROFILE_GUIDE;
         if (s->profile < 0) {
                 r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown profile \"%s\" (expected guide or strict).", v);
-                goto fail;
+                return r;
         }
 
 #define WORDS(key, dst, def)                                                                                 \
@@ -242,7 +243,7 @@ int settings_load(Settings *s, const ConfFile *conf, const char *profile_overrid
                 const char *_v = conf_get(conf, key);                                                        \
                 r = set_words(dst, _v ?: (def));                                                             \
                 if (r < 0)                                                                                   \
-                        goto fail;                                                                           \
+                        return r;                                                                           \
         } while (0)
 
         WORDS("MEASURES", &explicit, "");
@@ -256,12 +257,12 @@ int settings_load(Settings *s, const ConfFile *conf, const char *profile_overrid
         if (r >= 0)
                 r = check_measure_list("measure", names_override);
         if (r < 0)
-                goto fail;
+                return r;
 
         s->measures = calloc(1, sizeof(char *));
         if (!s->measures) {
                 r = -ENOMEM;
-                goto fail;
+                return r;
         }
         for (size_t i = 0; i < n_measures; i++) {
                 const char *n = measures[i].name;
@@ -274,23 +275,23 @@ int settings_load(Settings *s, const ConfFile *conf, const char *profile_overrid
                         on = (measures[i].profile <= s->profile || strv_contains(enable, n)) &&
                              !strv_contains(disable, n);
                 if (on && (r = strv_push(&s->measures, n)) < 0)
-                        goto fail;
+                        return r;
         }
 
         r = set_str(&s->user, conf_get(conf, "USER") ?: DEFAULT_USER);
         if (r < 0)
-                goto fail;
+                return r;
         if (!valid_name(s->user, 32)) {
                 r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "USER=%s is not a valid user name.", s->user);
-                goto fail;
+                return r;
         }
         r = set_str(&s->nologin_shell, conf_get(conf, "NOLOGIN_SHELL") ?: DEFAULT_NOLOGIN);
         if (r < 0)
-                goto fail;
+                return r;
         if (!valid_abs_path(s->nologin_shell)) {
                 r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "NOLOGIN_SHELL=%s is not an absolute path.",
                                     s->nologin_shell);
-                goto fail;
+                return r;
         }
         WORDS("SSHD_LISTEN", &s->sshd_listen, "");
         for (size_t i = 0; s->sshd_listen[i]; i++)
@@ -298,44 +299,44 @@ int settings_load(Settings *s, const ConfFile *conf, const char *profile_overrid
                         r = log_error_errno(SYNTHETIC_ERRNO(EINVAL),
                                             "SSHD_LISTEN: \"%s\" is not PORT, ADDRESS:PORT or [IPV6]:PORT.",
                                             s->sshd_listen[i]);
-                        goto fail;
+                        return r;
                 }
         /* Commas belong to mitigations=auto,nosmt: kernel arguments are split on blanks only. */
         r = split_blanks(conf_get(conf, "KERNEL_ARGUMENTS") ?:
                                  (s->profile == PROFILE_STRICT ? STRICT_KERNEL_ARGS : GUIDE_KERNEL_ARGS),
                          &s->kernel_args);
         if (r < 0)
-                goto fail;
+                return r;
         for (size_t i = 0; s->kernel_args[i]; i++)
                 if (!valid_karg(s->kernel_args[i])) {
                         r = log_error_errno(SYNTHETIC_ERRNO(EINVAL),
                                             "KERNEL_ARGUMENTS: \"%s\" is not a plain kernel argument.",
                                             s->kernel_args[i]);
-                        goto fail;
+                        return r;
                 }
         if (strv_length(s->kernel_args) == 0 && strv_contains(s->measures, "smt")) {
                 r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "KERNEL_ARGUMENTS is empty but measure smt is selected.");
-                goto fail;
+                return r;
         }
         r = set_str(&s->grub_cfg, conf_get(conf, "GRUB_CFG") ?: DEFAULT_GRUB_CFG);
         if (r < 0)
-                goto fail;
+                return r;
         if (!valid_abs_path(s->grub_cfg)) {
                 r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "GRUB_CFG=%s is not an absolute path.", s->grub_cfg);
-                goto fail;
+                return r;
         }
         WORDS("MODULES", &s->modules, DEFAULT_MODULES);
         for (size_t i = 0; s->modules[i]; i++) {
                 if (!valid_name(s->modules[i], 64)) {
                         r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "MODULES: \"%s\" is not a module name.",
                                             s->modules[i]);
-                        goto fail;
+                        return r;
                 }
                 if (streq(s->modules[i], "squashfs")) {
                         r = log_error_errno(SYNTHETIC_ERRNO(EINVAL),
                                             "MODULES: squashfs is needed by systemd-sysext images on Flatcar; "
                                             "refusing to disable it.");
-                        goto fail;
+                        return r;
                 }
         }
         WORDS("SYSCTL_OPT_IN", &s->sysctl_opt_in, "");
@@ -346,30 +347,29 @@ int settings_load(Settings *s, const ConfFile *conf, const char *profile_overrid
                         r = log_error_errno(SYNTHETIC_ERRNO(EINVAL),
                                             "SYSCTL_OPT_IN: \"%s\" is not one of the opt-in settings.",
                                             s->sysctl_opt_in[i]);
-                        goto fail;
+                        return r;
                 }
         }
         for (size_t i = 0; s->sysctl_exclude[i]; i++)
                 if (!sysctl_find(s->sysctl_exclude[i])) {
                         r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "SYSCTL_EXCLUDE: unknown setting \"%s\".",
                                             s->sysctl_exclude[i]);
-                        goto fail;
+                        return r;
                 }
         v = conf_get(conf, "SELINUX_TYPE");
         if (!isempty(v)) {
                 if (!valid_name(v, 64)) {
                         r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "SELINUX_TYPE=%s is not a policy name.", v);
-                        goto fail;
+                        return r;
                 }
                 r = set_str(&s->selinux_type, v);
                 if (r < 0)
-                        goto fail;
+                        return r;
         }
 #undef WORDS
+        *ret = storage;
+        storage = (Settings){};
         return 0;
-fail:
-        settings_done(s);
-        return r;
 }
 
 /* ---- plans ---- */

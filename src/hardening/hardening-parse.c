@@ -131,9 +131,13 @@ static void buf_adds(Buf *b, const char *s) {
         buf_add(b, s, strlen(s));
 }
 
+static void buf_done(Buf *b) {
+        b->data = mfree(b->data);
+}
+
 static int buf_finish(Buf *b, char **ret) {
         if (b->oom) {
-                free(b->data);
+                b->data = mfree(b->data);
                 return -ENOMEM;
         }
         if (!b->data) {
@@ -699,11 +703,11 @@ static void diff_emit_line(Buf *out, char kind, const Lines *l, size_t i) {
 
 int unified_diff(const char *a, size_t a_size, const char *b, size_t b_size, const char *label_a,
                  const char *label_b, char **ret) {
-        Lines la = {}, lb = {};
-        DiffOp *ops = NULL;
-        uint16_t *dp = NULL;
+        _cleanup_(lines_done) Lines la = {}, lb = {};
+        _cleanup_free_ DiffOp *ops = NULL;
+        _cleanup_free_ uint16_t *dp = NULL;
+        _cleanup_(buf_done) Buf out = {};
         size_t n_ops = 0, n, m;
-        Buf out = {};
         int r;
 
         if (a_size == b_size && memcmp(a, b, a_size) == 0) {
@@ -714,14 +718,12 @@ int unified_diff(const char *a, size_t a_size, const char *b, size_t b_size, con
         if (r >= 0)
                 r = lines_split(b, b_size, &lb);
         if (r < 0)
-                goto finish;
+                return r;
         n = la.n;
         m = lb.n;
         ops = calloc(n + m + 1, sizeof(DiffOp));
-        if (!ops) {
-                r = -ENOMEM;
-                goto finish;
-        }
+        if (!ops)
+                return -ENOMEM;
         if (n <= DIFF_LINES_MAX && m <= DIFF_LINES_MAX && (n + 1) * (m + 1) <= 4u * 1024u * 1024u)
                 dp = calloc((n + 1) * (m + 1), sizeof(uint16_t));
         if (dp) {
@@ -801,11 +803,5 @@ int unified_diff(const char *a, size_t a_size, const char *b, size_t b_size, con
         }
         r = buf_finish(&out, ret);
         out.data = NULL;
-finish:
-        free(out.data);
-        free(dp);
-        free(ops);
-        lines_done(&la);
-        lines_done(&lb);
         return r;
 }
