@@ -518,6 +518,8 @@ int hardening_load_settings(const char *root, const char *profile, char *const *
         int r;
 
         r = conf_load_switchyard(root, "hardening", &conf);
+        if (r == -EBADMSG || r == -EFBIG)
+                return r; /* already logged, naming the file and line */
         if (r < 0)
                 return log_error_errno(r, "Failed to load hardening.conf below %s: %m", root);
         return settings_load(ret, conf, profile, names);
