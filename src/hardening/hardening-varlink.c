@@ -7,7 +7,6 @@
 #include "log.h"
 #include "varlink.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(sd_event *, sd_event_unref);
 
 #define IDLE_USEC (10u * 1000u * 1000u)
 

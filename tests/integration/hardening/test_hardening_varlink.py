@@ -17,7 +17,7 @@ def service(program, froot, tmp_path):
                             stderr=subprocess.PIPE, text=True)
     try:
         varlink.wait_for_socket(sock, process=proc)
-        yield sock
+        yield str(sock)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
