@@ -70,3 +70,22 @@ def test_errors_and_introspection(service, froot):
         assert "hardening.conf" in e.value.parameters["message"]
         (froot / "etc/switchyard/hardening.conf").unlink()
         assert "measures" in c.call("io.switchyard.Hardening.Audit", {})
+
+
+def test_socket_activation_and_exit_on_idle(program, froot, tmp_path):
+    activator = pytest.importorskip("activator")
+    import time
+    sock = tmp_path / "run/switchyard/io.switchyard.Hardening"
+    with activator.Activator(sock, [program("hardening"), f"--root={froot}", "varlink"]) as a:
+        with varlink.Client(str(sock)) as c:
+            assert c.call("io.switchyard.Hardening.Audit", {})["compliant"] is False
+            c.call("io.switchyard.Hardening.Apply", {})
+        assert a.starts == 1
+        # The service exits by itself once idle (10 s), with status 0.
+        deadline = time.monotonic() + 20
+        while not a.exit_codes and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert a.exit_codes == [0]
+        with varlink.Client(str(sock)) as c:
+            assert c.call("io.switchyard.Hardening.Audit", {})["compliant"] is True
+        assert a.starts == 2
