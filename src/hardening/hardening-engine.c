@@ -502,8 +502,15 @@ void engine_print_report(FILE *f, const char *verb, json_t *report) {
         if (diff && *diff)
                 fputs(diff, f);
         if (streq(verb, "apply") && !json_is_true(json_object_get(report, "dry_run")) &&
-            !json_is_true(json_object_get(report, "changed")))
-                fputs("No changes made.\n", f);
+            !json_is_true(json_object_get(report, "changed"))) {
+                bool blocked = false;
+                json_array_foreach(list, i, v) {
+                        const char *st = json_string_value(json_object_get(v, "status"));
+                        blocked = blocked || streq_ptr(st, "conflict") || streq_ptr(st, "failed") || streq_ptr(st, "error");
+                }
+                fputs(blocked ? "No changes made.\n"
+                              : "No changes made: every selected measure is already in place (or not applicable).\n", f);
+        }
         if (streq(verb, "apply") && json_is_true(json_object_get(report, "dry_run")) && (!diff || !*diff))
                 fputs("Nothing would change.\n", f);
         if (streq(verb, "revert") && !json_is_true(json_object_get(report, "changed")) &&

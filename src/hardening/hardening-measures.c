@@ -318,6 +318,7 @@ int settings_load(Settings *ret, const ConfFile *conf, const char *profile_overr
                 r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "KERNEL_ARGUMENTS is empty but measure smt is selected.");
                 return r;
         }
+        s->grub_cfg_explicit = conf_get(conf, "GRUB_CFG");
         r = set_str(&s->grub_cfg, conf_get(conf, "GRUB_CFG") ?: DEFAULT_GRUB_CFG);
         if (r < 0)
                 return r;
@@ -855,20 +856,26 @@ static int butane_kernel_modules(const Settings *s, ButaneDoc *d) {
  * SMT sub-guide do it: set linux_append="$linux_append ...". */
 static int plan_smt(Context *c, Plan *p) {
         _cleanup_(strv_freep) char **args = NULL, **missing = NULL;
-        _cleanup_free_ char *dir = strdup(c->settings->grub_cfg), *line = NULL, *text = NULL;
+        const char *grub_cfg = c->settings->grub_cfg;
+        _cleanup_free_ char *dir = NULL, *line = NULL, *text = NULL;
         Node cur = {}, want = {};
         int r;
 
+        /* Newer Flatcar mounts the OEM partition at /oem instead of /usr/share/oem. */
+        if (!c->settings->grub_cfg_explicit && root_is_dir(c->rootfd, "/usr/share/oem") <= 0 &&
+            root_is_dir(c->rootfd, "/oem") > 0)
+                grub_cfg = "/oem/grub.cfg";
+        dir = strdup(grub_cfg);
         if (!dir)
                 return -ENOMEM;
         *strrchr(dir, '/') = '\0';
-        r = read_host_file(c, p, c->settings->grub_cfg, &cur);
+        r = read_host_file(c, p, grub_cfg, &cur);
         if (r < 0)
                 return r;
         if (cur.type == NODE_ABSENT && strv_length(p->conflicts) == 0 && root_is_dir(c->rootfd, dir) <= 0)
-                return plan_not_applicable(p, "no OEM partition at %s (PXE or not Flatcar)", isempty(dir) ? "/" : dir);
+                return plan_not_applicable(p, "no OEM partition at %s or /oem (PXE or not Flatcar)", isempty(dir) ? "/" : dir);
         if (cur.type != NODE_FILE && cur.type != NODE_ABSENT) {
-                r = plan_conflict(p, "%s is a %s, not a file", c->settings->grub_cfg, node_type_to_string(cur.type));
+                r = plan_conflict(p, "%s is a %s, not a file", grub_cfg, node_type_to_string(cur.type));
                 node_done(&cur);
                 return r;
         }
@@ -910,7 +917,7 @@ static int plan_smt(Context *c, Plan *p) {
                 want.data = nd;
                 want.size += strlen(line);
         }
-        return plan_add(p, c->settings->grub_cfg, &want, true, false);
+        return plan_add(p, grub_cfg, &want, true, false);
 }
 
 static int butane_smt(const Settings *s, ButaneDoc *d) {

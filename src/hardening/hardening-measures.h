@@ -26,6 +26,7 @@ typedef struct Settings {
         char **sshd_listen;   /* empty: mask sshd.socket; else ListenStream= values */
         char **kernel_args;   /* the SMT arguments */
         char *grub_cfg;       /* Flatcar's OEM grub.cfg */
+        bool grub_cfg_explicit; /* from GRUB_CFG=; otherwise /oem/grub.cfg is tried when /usr/share/oem is absent */
         char **modules;       /* for kernel-modules */
         char **sysctl_opt_in; /* container-breaking sysctls the admin asked for */
         char **sysctl_exclude;

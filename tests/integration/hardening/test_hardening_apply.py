@@ -71,7 +71,7 @@ def test_apply_is_idempotent(hardening, froot):
     hardening.run("apply", check=0)
     before = flatcar_root.tree_state(froot)
     p = hardening.run("apply", check=0)
-    assert "No changes made." in p.stdout
+    assert "No changes made: every selected measure is already in place" in p.stdout
     rc, rep = hardening.json("apply", check=0)
     assert rep["changed"] is False
     assert set(statuses(rep).values()) == {"unchanged"}
@@ -252,3 +252,20 @@ def test_existing_flatcar_kernel_arguments_are_respected(hardening, froot):
     hardening.run("apply", "smt", check=0)
     assert grub.read_text().endswith('mitigations=off"\nset linux_append="$linux_append mitigations=auto,nosmt"\n')
     hardening.run("audit", "smt", check=0)
+
+
+def test_oem_partition_at_slash_oem(program, tmp_path):
+    root = flatcar_root.build(tmp_path / "r", oem=False)
+    (root / "oem").mkdir()
+    (root / "oem/grub.cfg").write_text(flatcar_root.OEM_GRUB)
+    h = Hardening(program("hardening"), root)
+    rc, rep = h.json("apply", "smt", check=0)
+    assert rep["measures"][0]["changed_paths"] == ["/oem/grub.cfg"]
+    assert (root / "oem/grub.cfg").read_text().endswith('set linux_append="$linux_append mitigations=auto,nosmt tsx=auto"\n')
+    h.run("audit", "smt", check=0)
+    # An explicit GRUB_CFG is used as given.
+    (root / "etc/switchyard").mkdir()
+    (root / "etc/switchyard/hardening.conf").write_text("GRUB_CFG=/boot/oem/grub.cfg\n")
+    rc, rep = h.json("audit", "smt", check=0)
+    assert rep["measures"][0]["status"] == "not-applicable"
+    assert "no OEM partition at /boot/oem" in rep["measures"][0]["reasons"][0]
