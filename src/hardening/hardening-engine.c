@@ -308,6 +308,9 @@ int engine_apply(int rootfd, const Settings *s, bool dry_run, json_t **ret, Outc
         r = report_new(s, &report);
         if (r < 0)
                 return log_oom();
+        r = root_lock(rootfd);
+        if (r < 0)
+                return log_error_errno(r, "Failed to lock the root directory: %m");
         r = load_record(rootfd, &rec);
         if (r < 0)
                 return r;
@@ -389,6 +392,9 @@ int engine_revert(int rootfd, char *const *only, bool dry_run, json_t **ret, Out
 
         if (!report)
                 return log_oom();
+        r = root_lock(rootfd);
+        if (r < 0)
+                return log_error_errno(r, "Failed to lock the root directory: %m");
         r = load_record(rootfd, &rec);
         if (r < 0)
                 return r;

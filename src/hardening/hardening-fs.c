@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -84,11 +85,16 @@ int node_set_symlink(Node *n, const char *target) {
 }
 
 int root_open(const char *path, int *ret_fd) {
-        int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         *ret_fd = fd;
         return 0;
+}
+
+int root_lock(int rootfd) {
+        /* Serialises apply/revert runs on one root (the boot service and the varlink service). */
+        return flock(rootfd, LOCK_EX) < 0 ? -errno : 0;
 }
 
 /* Splits "/a/b/c" into a malloc'ed "a/b" (or ".") and a pointer to "c". Rejects "..", "." and empty

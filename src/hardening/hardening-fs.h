@@ -47,8 +47,10 @@ int node_set_symlink(Node *n, const char *target);
 /* Behave as on kernels without openat2() (< 5.6): walk O_NOFOLLOW components. For tests. */
 void root_disable_openat2(void);
 
-/* Opens root as an O_PATH directory fd. */
+/* Opens root as a directory fd. */
 int root_open(const char *path, int *ret_fd);
+/* Takes an exclusive flock() on the root directory, waiting for other runs to finish. */
+int root_lock(int rootfd);
 /* Reads what is at path without following any symlink. A missing file (or missing parent) gives
  * NODE_ABSENT. -ELOOP if a parent component is a symlink, -ENOTDIR if one is not a directory,
  * -EFBIG beyond NODE_SIZE_MAX. */

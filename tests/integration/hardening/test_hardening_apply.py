@@ -269,3 +269,21 @@ def test_oem_partition_at_slash_oem(program, tmp_path):
     rc, rep = h.json("audit", "smt", check=0)
     assert rep["measures"][0]["status"] == "not-applicable"
     assert "no OEM partition at /boot/oem" in rep["measures"][0]["reasons"][0]
+
+
+def test_apply_waits_for_a_concurrent_run(hardening, froot):
+    import fcntl
+    import time
+    fd = os.open(froot, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        proc = subprocess.Popen([hardening.path, f"--root={froot}", "apply"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        assert proc.poll() is None, "apply did not wait for the lock"
+        assert not (froot / "etc/sudoers.d/core-passwd").exists()
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    assert proc.wait(timeout=30) == 0
+    assert (froot / "etc/sudoers.d/core-passwd").exists()
