@@ -671,10 +671,10 @@ static int user_exists(Context *c, Plan *p, const char *user, Node *ret_passwd) 
 }
 
 static int plan_core_sudo(Context *c, Plan *p) {
-        _cleanup_free_ char *path = NULL, *contents = NULL, *ours = NULL;
+        _cleanup_free_ char *path = NULL, *contents = NULL, *ours = NULL, *last_source = NULL;
+        SudoersMatch last = SUDOERS_MATCH_NONE;
         _cleanup_(strv_freep) char **names = NULL;
         Node passwd = {}, group = {}, sudoers = {};
-        SudoersMatch last = SUDOERS_MATCH_NONE;
         int r;
 
         r = user_exists(c, p, c->settings->user, &passwd);
@@ -691,8 +691,11 @@ static int plan_core_sudo(Context *c, Plan *p) {
                 return plan_not_applicable(p, "sudo is not configured (no /etc/sudoers)");
         }
         r = sudo_dropin(c->settings, &path, &contents);
-        if (r >= 0)
-                r = plan_add_file(p, path, contents, 0440);
+        if (r < 0) {
+                node_done(&sudoers);
+                return r;
+        }
+        r = plan_add_file(p, path, contents, 0440);
         if (r >= 0)
                 r = read_host_file(c, p, "/etc/group", &group);
         if (r >= 0)
@@ -700,7 +703,8 @@ static int plan_core_sudo(Context *c, Plan *p) {
         ours = strdup(strrchr(path, '/') + 1);
         if (r >= 0 && !ours)
                 r = -ENOMEM;
-        /* What sudo reads after our drop-in: later drop-ins, then the rest of /etc/sudoers. */
+        /* What sudo reads after our drop-in: later drop-ins, then the rest of /etc/sudoers. The last
+         * entry matching the user decides. */
         for (size_t i = 0; r >= 0 && names[i]; i++) {
                 _cleanup_free_ char *dp = NULL;
                 Node n = {};
@@ -717,23 +721,27 @@ static int plan_core_sudo(Context *c, Plan *p) {
                         continue;
                 }
                 m = sudoers_last_match(n.data, n.size, c->settings->user, group.data, group.size, false);
-                if (m != SUDOERS_MATCH_NONE)
-                        last = m;
-                if (m == SUDOERS_MATCH_NOPASSWD)
-                        r = plan_conflict(p, "%s sorts after %s and lets %s use sudo without a password", dp, ours,
-                                          c->settings->user);
                 node_done(&n);
+                if (m != SUDOERS_MATCH_NONE) {
+                        last = m;
+                        free(last_source);
+                        last_source = TAKE_PTR(dp);
+                }
         }
         if (r >= 0 && sudoers.type == NODE_FILE) {
                 SudoersMatch m = sudoers_last_match(sudoers.data, sudoers.size, c->settings->user, group.data,
                                                     group.size, true);
-                if (m == SUDOERS_MATCH_NOPASSWD)
-                        r = plan_conflict(p, "/etc/sudoers lets %s use sudo without a password after its #includedir",
-                                          c->settings->user);
-                else if (m != SUDOERS_MATCH_NONE)
+                if (m != SUDOERS_MATCH_NONE) {
                         last = m;
+                        free(last_source);
+                        last_source = strdup("/etc/sudoers (after its #includedir)");
+                        if (!last_source)
+                                r = -ENOMEM;
+                }
         }
-        (void) last;
+        if (r >= 0 && last == SUDOERS_MATCH_NOPASSWD)
+                r = plan_conflict(p, "%s comes after %s and lets %s use sudo without a password", last_source, ours,
+                                  c->settings->user);
         node_done(&group);
         node_done(&sudoers);
         return r;

@@ -131,8 +131,21 @@ def test_later_sudoers_dropin_granting_nopasswd(hardening, froot):
     (froot / "etc/sudoers.d/zz-core").write_text("core ALL=(ALL) NOPASSWD: ALL\n")
     rc, rep = hardening.json("apply", "core-sudo")
     assert rc == 2
-    assert "/etc/sudoers.d/zz-core sorts after core-passwd and lets core use sudo without a password" in \
+    assert "/etc/sudoers.d/zz-core comes after core-passwd and lets core use sudo without a password" in \
         reasons(rep, "core-sudo")
+    # An even later entry that asks for a password again settles it.
+    (froot / "etc/sudoers.d/zzz-core").write_text("core ALL=(ALL) ALL\n")
+    hardening.run("audit", "core-sudo", check=2)  # not applied yet, but no conflict
+    rc, rep = hardening.json("apply", "core-sudo", check=0)
+    (froot / "etc/sudoers.d/zzz-core").unlink()
+    hardening.run("revert", check=0)
+    # A NOPASSWD line for core's group after #includedir in /etc/sudoers also counts.
+    (froot / "etc/sudoers").write_text(flatcar_root.SUDOERS + "%wheel ALL=(ALL) NOPASSWD: ALL\n")
+    (froot / "etc/sudoers.d/zz-core").unlink()
+    rc, rep = hardening.json("apply", "core-sudo")
+    assert rc == 2 and "/etc/sudoers (after its #includedir)" in reasons(rep, "core-sudo")
+    (froot / "etc/sudoers").write_text(flatcar_root.SUDOERS)
+    (froot / "etc/sudoers.d/zz-core").write_text("core ALL=(ALL) NOPASSWD: ALL\n")
     # sudo ignores names with a dot: such a file is no conflict.
     os.rename(froot / "etc/sudoers.d/zz-core", froot / "etc/sudoers.d/zz-core.disabled")
     hardening.run("apply", "core-sudo", check=0)
