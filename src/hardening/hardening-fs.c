@@ -16,7 +16,7 @@
 
 static const char *const node_type_table[_NODE_TYPE_MAX] = {
         [NODE_ABSENT] = "absent", [NODE_FILE] = "file", [NODE_SYMLINK] = "symlink",
-        [NODE_DIR] = "directory", [NODE_OTHER] = "other",
+        [NODE_DIR] = "directory", [NODE_OTHER] = "special file",
 };
 
 const char *node_type_to_string(NodeType t) {
@@ -273,22 +273,31 @@ int root_read_node(int rootfd, const char *path, Node *ret) {
 }
 
 int root_read_file_in_root(int rootfd, const char *path, char **ret_data, size_t *ret_size) {
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
+        _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
+        char proc[64];
+        struct stat st, st2;
 
         while (*path == '/')
                 path++;
-        fd = openat2_in_root(rootfd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY,
-                             RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
-        if (fd == -ENOSYS || fd == -EPERM)
+        /* O_PATH first: a device node or fifo the symlink chain ends at is never opened. */
+        pfd = openat2_in_root(rootfd, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
+        if (pfd == -ENOSYS || pfd == -EPERM)
                 /* Without openat2 there is no safe way to follow symlinks inside the root. */
                 return -EOPNOTSUPP;
-        if (fd < 0)
-                return fd;
-        if (fstat(fd, &st) < 0)
+        if (pfd < 0)
+                return pfd;
+        if (fstat(pfd, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode))
                 return -EBADFD;
+        (void) snprintf(proc, sizeof proc, "/proc/self/fd/%i", pfd);
+        fd = open(proc, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st2) < 0)
+                return -errno;
+        if (st2.st_ino != st.st_ino || st2.st_dev != st.st_dev)
+                return -EAGAIN;
         return read_full_fd(fd, NODE_SIZE_MAX, ret_data, ret_size);
 }
 

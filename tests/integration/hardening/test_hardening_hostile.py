@@ -265,3 +265,22 @@ def test_passwd_symlink_is_not_followed(hardening, froot, outside):
     assert statuses(rep) == {"core-sudo": "conflict", "core-nologin": "conflict"}
     assert "/etc/passwd is a symlink" in reasons(rep, "core-nologin")
     assert (outside / "passwd").read_text() == flatcar_root.PASSWD
+
+
+def test_fifos_are_never_opened(hardening, froot):
+    # A drop-in that is a symlink to a fifo, and a selinux config whose target in /usr is a fifo:
+    # opening either would hang; both are looked at through O_PATH only.
+    d = froot / "etc/systemd/system/docker.socket.d"
+    d.mkdir(parents=True)
+    os.mkfifo(froot / "fifo")
+    os.symlink("/fifo", d / "50-fifo.conf")
+    (froot / "usr/lib/selinux/config").unlink()
+    os.mkfifo(froot / "usr/lib/selinux/config")
+    rc, rep = hardening.json("apply", "docker-socket", "selinux")
+    st = statuses(rep)
+    assert st["docker-socket"] == "applied"
+    assert st["selinux"] == "conflict" and "cannot be read" in reasons(rep, "selinux")
+    # A fifo at one of our own paths is reported, not replaced.
+    os.mkfifo(froot / "etc/sudoers.d/core-passwd")
+    rc, rep = hardening.json("apply", "core-sudo")
+    assert rc == 2 and "/etc/sudoers.d/core-passwd is a special file; not replacing it" in reasons(rep, "core-sudo")
