@@ -171,9 +171,22 @@ static int run(int argc, char *argv[]) {
                         return log_oom(), EXIT_FAILURE;
 
         if (streq(verb, "list")) {
-                for (size_t i = 0; i < n_measures; i++)
-                        printf("%-15s %-7s %s\n", measures[i].name, profile_to_string(measures[i].profile),
-                               measures[i].description);
+                _cleanup_(json_decrefp) json_t *list = json_array();
+                for (size_t i = 0; list && i < n_measures; i++) {
+                        if (!arg_json)
+                                printf("%-15s %-7s %s\n", measures[i].name, profile_to_string(measures[i].profile),
+                                       measures[i].description);
+                        else if (json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "name", measures[i].name,
+                                                                       "profile", profile_to_string(measures[i].profile),
+                                                                       "description", measures[i].description)) < 0)
+                                return log_oom(), EXIT_FAILURE;
+                }
+                if (arg_json) {
+                        _cleanup_free_ char *txt = list ? json_dumps(list, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+                        if (!txt)
+                                return log_oom(), EXIT_FAILURE;
+                        puts(txt);
+                }
                 return EXIT_SUCCESS;
         }
         if (streq(verb, "varlink")) {

@@ -287,3 +287,17 @@ def test_apply_waits_for_a_concurrent_run(hardening, froot):
         os.close(fd)
     assert proc.wait(timeout=30) == 0
     assert (froot / "etc/sudoers.d/core-passwd").exists()
+
+
+def test_list_and_help(hardening):
+    p = hardening.run("list", "--json", check=0, root=False)
+    import json
+    listed = json.loads(p.stdout)
+    assert [m["name"] for m in listed] == STRICT
+    assert {m["name"] for m in listed if m["profile"] == "guide"} == set(GUIDE)
+    assert "audit" in hardening.run("--help", check=0, root=False).stdout
+    assert hardening.run("--version", check=0, root=False).stdout.startswith("hardening ")
+    p = hardening.run("frobnicate", check=1)
+    assert 'Unknown command "frobnicate"' in p.stderr
+    p = hardening.run("audit", "--dry-run", check=1)
+    assert "--dry-run works with apply and revert only" in p.stderr
