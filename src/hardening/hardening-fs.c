@@ -327,7 +327,8 @@ int root_mkdir_parents(int rootfd, const char *path, char ***created) {
                         return -ENOMEM;
                 free(sofar);
                 sofar = np;
-                if (mkdirat(fd, c, 0755) >= 0) {
+                bool made = mkdirat(fd, c, 0755) >= 0;
+                if (made) {
                         r = strv_push(created, sofar);
                         if (r < 0)
                                 return r;
@@ -336,6 +337,12 @@ int root_mkdir_parents(int rootfd, const char *path, char ***created) {
                 nfd = openat_dir_nofollow(fd, c);
                 if (nfd < 0)
                         return nfd;
+                /* 0755 whatever the umask, as Ignition creates them. */
+                if (made && fchmod(nfd, 0755) < 0) {
+                        r = -errno;
+                        safe_close(nfd);
+                        return r;
+                }
                 safe_close(fd);
                 fd = nfd;
         }
