@@ -283,7 +283,7 @@ static int apply_measure(int rootfd, Record *rec, Eval *e, char **ret_error) {
                                                 strerror(-r)) < 0 ? -ENOMEM : r;
                 }
                 /* Write-ahead: the record knows the original before the file changes. */
-                r = record_note(rec, m->name, ch->path, &e->current[i], &ch->want);
+                r = record_note(rec, m->name, ch->path, &e->current[i], &ch->want, ch->undo);
                 if (r >= 0)
                         r = record_save(rootfd, rec);
                 if (r < 0)
@@ -427,9 +427,34 @@ int engine_revert(int rootfd, char *const *only, bool dry_run, json_t **ret, Out
                         if (!dry_run)
                                 record_forget(&rec, path);
                 } else if (!record_is_ours(&rec, e->path, &cur)) {
-                        attention = true;
-                        status = "conflict";
-                        reason = "changed after hardening wrote it; leaving it as it is";
+                        _cleanup_free_ char *undone = NULL;
+                        /* Changed since: take back just our edit if it is still there (e.g. a user was
+                         * added to /etc/passwd after core got nologin). */
+                        r = record_undo_edit(e, &cur, &undone);
+                        if (r > 0 && !cur.read_only) {
+                                Node merged = cur;
+                                merged.data = TAKE_PTR(undone);
+                                merged.size = strlen(merged.data);
+                                if (dry_run) {
+                                        status = "would-restore";
+                                        (void) diff_nodes(e->path, &cur, &merged, df);
+                                } else if ((r = root_write_node(rootfd, e->path, &merged)) < 0) {
+                                        error = true;
+                                        status = "failed";
+                                        if (asprintf(&reason_buf, "cannot restore %s: %s", e->path, strerror(-r)) >= 0)
+                                                reason = reason_buf;
+                                } else {
+                                        status = "restored";
+                                        reason = "changed after hardening wrote it; took back only hardening's edit";
+                                        changed = true;
+                                        record_forget(&rec, path);
+                                }
+                                node_done(&merged);
+                        } else {
+                                attention = true;
+                                status = "conflict";
+                                reason = "changed after hardening wrote it; leaving it as it is";
+                        }
                 } else if (dry_run) {
                         status = "would-restore";
                         (void) diff_nodes(e->path, &cur, &e->original, df);

@@ -379,6 +379,7 @@ void plan_done(Plan *p) {
         for (size_t i = 0; i < p->n_changes; i++) {
                 free(p->changes[i].path);
                 node_done(&p->changes[i].want);
+                strv_free(p->changes[i].undo);
         }
         p->changes = mfree(p->changes);
         p->n_changes = 0;
@@ -770,7 +771,10 @@ static int plan_core_nologin(Context *c, Plan *p) {
                 node_done(&passwd);
                 return r < 0 ? r : plan_not_applicable(p, "no user %s in /etc/passwd", c->settings->user);
         }
-        r = passwd_set_shell(passwd.data, passwd.size, c->settings->user, c->settings->nologin_shell, &edited);
+        _cleanup_free_ char *old_shell = NULL;
+        r = passwd_get_shell(passwd.data, passwd.size, c->settings->user, &old_shell);
+        if (r >= 0)
+                r = passwd_set_shell(passwd.data, passwd.size, c->settings->user, c->settings->nologin_shell, &edited);
         if (r >= 0) {
                 want = passwd;
                 want.data = NULL;
@@ -778,6 +782,12 @@ static int plan_core_nologin(Context *c, Plan *p) {
         }
         if (r >= 0)
                 r = plan_add(p, "/etc/passwd", &want, true, false);
+        if (r >= 0 && !streq(old_shell, c->settings->nologin_shell)) {
+                char ***u = &p->changes[p->n_changes - 1].undo;
+                if (strv_push(u, "passwd-shell") < 0 || strv_push(u, c->settings->user) < 0 ||
+                    strv_push(u, old_shell) < 0 || strv_push(u, c->settings->nologin_shell) < 0)
+                        r = -ENOMEM;
+        }
         node_done(&passwd);
         return r;
 }
@@ -925,7 +935,14 @@ static int plan_smt(Context *c, Plan *p) {
                 want.data = nd;
                 want.size += strlen(line);
         }
-        return plan_add(p, grub_cfg, &want, true, false);
+        r = plan_add(p, grub_cfg, &want, true, false);
+        if (r >= 0 && text) {
+                char ***u = &p->changes[p->n_changes - 1].undo;
+                _cleanup_free_ char *full = NULL;
+                if (asprintf(&full, "%s\"", text) < 0 || strv_push(u, "remove-line") < 0 || strv_push(u, full) < 0)
+                        r = -ENOMEM;
+        }
+        return r;
 }
 
 static int butane_smt(const Settings *s, ButaneDoc *d) {

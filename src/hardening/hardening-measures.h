@@ -43,6 +43,7 @@ typedef struct Change {
         Node want;
         bool edit;            /* edits a file the host owns (passwd, grub.cfg, selinux config) */
         bool replace_symlink; /* the host's node may be a symlink that this change replaces */
+        char **undo;          /* for edits: how revert takes back just this edit (see RecordEntry) */
 } Change;
 
 typedef struct Plan {

@@ -10,6 +10,73 @@ static void entry_done(RecordEntry *e) {
         free(e->measure);
         free(e->path);
         node_done(&e->original);
+        e->undo = strv_free(e->undo);
+}
+
+static int strv_copy(char *const *l, char ***ret) {
+        _cleanup_(strv_freep) char **c = NULL;
+        int r;
+
+        if (!l) {
+                *ret = NULL;
+                return 0;
+        }
+        c = calloc(1, sizeof(char *));
+        if (!c)
+                return -ENOMEM;
+        for (size_t i = 0; l[i]; i++) {
+                r = strv_push(&c, l[i]);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static bool undo_valid(char *const *u) {
+        size_t n = strv_length(u);
+        return !u || (n == 4 && streq(u[0], "passwd-shell")) || (n == 2 && streq(u[0], "remove-line") && !strchr(u[1], '\n'));
+}
+
+int record_undo_edit(const RecordEntry *e, const Node *current, char **ret_data) {
+        char *const *u = e->undo;
+
+        if (!u || current->type != NODE_FILE)
+                return 0;
+        if (streq(u[0], "passwd-shell")) {
+                _cleanup_free_ char *shell = NULL;
+                int r = passwd_get_shell(current->data, current->size, u[1], &shell);
+                if (r <= 0 || !streq(shell, u[3]))
+                        return r < 0 && r != -EBADMSG ? r : 0;
+                r = passwd_set_shell(current->data, current->size, u[1], u[2], ret_data);
+                return r < 0 ? (r == -ENOMEM ? r : 0) : 1;
+        }
+        if (streq(u[0], "remove-line")) {
+                const char *line = u[1], *p = current->data, *end = current->data + current->size, *hit = NULL;
+                size_t l = strlen(line);
+                char *out;
+
+                /* The last occurrence of the whole line: that is the one apply appended. */
+                while (p < end) {
+                        const char *nl = memchr(p, '\n', (size_t) (end - p));
+                        size_t len = (size_t) ((nl ? nl : end) - p);
+                        if (len == l && memcmp(p, line, l) == 0)
+                                hit = p;
+                        p = nl ? nl + 1 : end;
+                }
+                if (!hit)
+                        return 0;
+                size_t cut = l + (hit + l < end && hit[l] == '\n' ? 1 : 0);
+                out = malloc(current->size - cut + 1);
+                if (!out)
+                        return -ENOMEM;
+                memcpy(out, current->data, (size_t) (hit - current->data));
+                memcpy(out + (hit - current->data), hit + cut, (size_t) (end - hit - cut));
+                out[current->size - cut] = '\0';
+                *ret_data = out;
+                return 1;
+        }
+        return 0;
 }
 
 void record_done(Record *r) {
@@ -56,15 +123,24 @@ bool record_is_ours(const Record *r, const char *path, const Node *current) {
         return e && node_hash(current, h) >= 0 && streq(h, e->written);
 }
 
-int record_note(Record *r, const char *measure, const char *path, const Node *before, const Node *written) {
+int record_note(Record *r, const char *measure, const char *path, const Node *before, const Node *written,
+                char *const *undo) {
         RecordEntry *e = record_find(r, path);
         char h[SHA256_HEX_SIZE];
+        char **u = NULL;
         int k;
 
         k = node_hash(written, h);
         if (k < 0)
                 return k;
+        k = strv_copy(undo, &u);
+        if (k < 0)
+                return k;
         if (e) {
+                /* A hint only describes the edit from the original; keep the first one. */
+                if (!e->undo)
+                        e->undo = TAKE_PTR(u);
+                strv_free(u);
                 if (!record_is_ours(r, path, before)) {
                         /* Changed by someone else since our last write: theirs is what revert restores. */
                         Node copy;
@@ -87,6 +163,7 @@ int record_note(Record *r, const char *measure, const char *path, const Node *be
         *e = (RecordEntry){};
         e->measure = strdup(measure);
         e->path = strdup(path);
+        e->undo = u;
         k = node_copy(before, &e->original);
         if (!e->measure || !e->path || k < 0) {
                 entry_done(e);
@@ -147,6 +224,8 @@ int record_parse(const char *text, size_t size, Record *ret) {
                 json_t *mode = json_object_get(orig, "mode"), *uid = json_object_get(orig, "uid"),
                        *gid = json_object_get(orig, "gid");
                 const char *data = json_string_value(json_object_get(orig, "data_base64"));
+                json_t *undo = json_object_get(v, "undo"), *x;
+                size_t ui;
                 RecordEntry *e = &rec.entries[rec.n_entries];
                 NodeType t = node_type_from_string(type);
                 uint8_t hb[SHA256_DIGEST_SIZE];
@@ -172,6 +251,32 @@ int record_parse(const char *text, size_t size, Record *ret) {
                         r = -ENOMEM;
                         break;
                 }
+                if (undo && (!json_is_array(undo) || json_array_size(undo) > 8)) {
+                        r = log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "Hardening record entry %zu has a bad undo hint.", i);
+                        break;
+                }
+                if (undo) {
+                        e->undo = calloc(1, sizeof(char *));
+                        if (!e->undo) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                }
+                json_array_foreach(undo, ui, x) {
+                        if (!json_is_string(x)) {
+                                r = -EBADMSG;
+                                break;
+                        }
+                        r = strv_push(&e->undo, json_string_value(x));
+                        if (r < 0)
+                                break;
+                }
+                if (r >= 0 && !undo_valid(e->undo))
+                        r = -EBADMSG;
+                if (r == -EBADMSG)
+                        log_error("Hardening record entry %zu has a bad undo hint.", i);
+                if (r < 0)
+                        break;
                 if (t != NODE_ABSENT) {
                         size_t l = strlen(data);
                         ssize_t n;
@@ -237,10 +342,18 @@ int record_format(const Record *r, char **ret) {
                                 return -ENOMEM;
                         }
                 }
-                if (json_array_append_new(entries, json_pack("{s:s,s:s,s:o,s:s}", "measure", e->measure, "path",
-                                                             e->path, "original", orig, "written_sha256",
-                                                             e->written)) < 0)
+                json_t *ej = json_pack("{s:s,s:s,s:o,s:s}", "measure", e->measure, "path", e->path, "original", orig,
+                                       "written_sha256", e->written);
+                if (!ej || json_array_append_new(entries, ej) < 0)
                         return -ENOMEM;
+                if (e->undo) {
+                        json_t *u = json_array();
+                        for (size_t k = 0; u && e->undo[k]; k++)
+                                if (json_array_append_new(u, json_string(e->undo[k])) < 0)
+                                        return -ENOMEM;
+                        if (!u || json_object_set_new(ej, "undo", u) < 0)
+                                return -ENOMEM;
+                }
         }
         for (size_t i = 0; r->created_dirs && r->created_dirs[i]; i++)
                 if (json_array_append_new(dirs, json_string(r->created_dirs[i])) < 0)

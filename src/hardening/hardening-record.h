@@ -17,6 +17,9 @@ typedef struct RecordEntry {
         char *path;
         Node original;
         char written[SHA256_HEX_SIZE];
+        /* How to take back just our edit when the file changed after we wrote it (NULL: no way):
+         * {"passwd-shell", USER, OLD_SHELL, NEW_SHELL} or {"remove-line", LINE}. */
+        char **undo;
 } RecordEntry;
 
 typedef struct Record {
@@ -43,5 +46,9 @@ int node_hash(const Node *n, char ret[SHA256_HEX_SIZE]);
 bool record_is_ours(const Record *r, const char *path, const Node *current);
 /* Notes a write: keeps the first original unless the node changed since our last write (then the
  * current node becomes the original to restore). */
-int record_note(Record *r, const char *measure, const char *path, const Node *before, const Node *written);
+int record_note(Record *r, const char *measure, const char *path, const Node *before, const Node *written,
+                char *const *undo);
+/* Applies entry's undo hint to current (a file changed since our write): 1 and the new contents when
+ * our edit is still there to take back, 0 when it is not (or there is no hint). */
+int record_undo_edit(const RecordEntry *e, const Node *current, char **ret_data);
 int record_forget(Record *r, const char *path);

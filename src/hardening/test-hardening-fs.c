@@ -126,7 +126,7 @@ static void test_record_round_trip(void **state) {
         orig.uid = 7;
         orig.gid = 8;
         assert_int_equal(node_set_symlink(&written, "/dev/null"), 0);
-        assert_int_equal(record_note(&rec, "m", "/etc/x", &orig, &written), 0);
+        assert_int_equal(record_note(&rec, "m", "/etc/x", &orig, &written, NULL), 0);
         assert_true(record_is_ours(&rec, "/etc/x", &written));
         assert_false(record_is_ours(&rec, "/etc/x", &orig));
         assert_int_equal(record_format(&rec, &text), 0);

@@ -301,3 +301,28 @@ def test_list_and_help(hardening):
     assert 'Unknown command "frobnicate"' in p.stderr
     p = hardening.run("audit", "--dry-run", check=1)
     assert "--dry-run works with apply and revert only" in p.stderr
+
+
+def test_revert_takes_back_only_our_edit_of_changed_files(hardening, froot):
+    hardening.run("apply", check=0)
+    passwd = froot / "etc/passwd"
+    passwd.write_text(passwd.read_text() + "alice:x:1001:1001::/home/alice:/bin/bash\n")
+    grub = froot / "usr/share/oem/grub.cfg"
+    grub.write_text(grub.read_text() + 'set linux_append="$linux_append console=ttyS0"\n')
+
+    p = hardening.run("revert", "--dry-run", check=0)
+    assert "-core:x:500:500:Flatcar Admin:/home/core:/sbin/nologin\n+core:x:500:500:Flatcar Admin:/home/core:/bin/bash\n" in p.stdout
+    rc, rep = hardening.json("revert", check=0)
+    by_path = {x["path"]: x for x in rep["paths"]}
+    assert by_path["/etc/passwd"]["status"] == "restored"
+    assert "took back only hardening's edit" in by_path["/etc/passwd"]["reason"]
+    assert passwd.read_text() == flatcar_root.PASSWD + "alice:x:1001:1001::/home/alice:/bin/bash\n"
+    assert grub.read_text() == flatcar_root.OEM_GRUB + 'set linux_append="$linux_append console=ttyS0"\n'
+    assert rep["remaining"] == 0
+
+    # If our edit is gone as well (the admin changed core's shell again), there is nothing to take back.
+    hardening.run("apply", "core-nologin", check=0)
+    passwd.write_text(passwd.read_text().replace("/home/core:/sbin/nologin", "/home/core:/bin/zsh"))
+    rc, rep = hardening.json("revert")
+    assert rc == 2 and rep["paths"][0]["status"] == "conflict"
+    assert "/home/core:/bin/zsh" in passwd.read_text()
