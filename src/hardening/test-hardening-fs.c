@@ -147,6 +147,37 @@ static void test_record_round_trip(void **state) {
         assert_int_equal(record_parse("{\"entries\": 5}", 14, &again), -EBADMSG);
 }
 
+static int set_text(Node *n, const char *t) {
+        return node_set_file(n, t, strlen(t), 0644);
+}
+
+static void test_undo_edit(void **state) {
+        char *shell_undo[] = { (char *) "passwd-shell", (char *) "core", (char *) "/bin/bash", (char *) "/sbin/nologin", NULL };
+        char *line_undo[] = { (char *) "remove-line", (char *) "set x=\"1\"", NULL };
+        RecordEntry e = { .undo = shell_undo };
+        Node cur = {};
+        char *out = NULL;
+
+        assert_int_equal(set_text(&cur, "a:x:1:1::/:/bin/sh\ncore:x:500:500::/home/core:/sbin/nologin\n"), 0);
+        assert_int_equal(record_undo_edit(&e, &cur, &out), 1);
+        assert_string_equal(out, "a:x:1:1::/:/bin/sh\ncore:x:500:500::/home/core:/bin/bash\n");
+        free(out);
+        node_done(&cur);
+        assert_int_equal(set_text(&cur, "core:x:500:500::/home/core:/bin/zsh\n"), 0);
+        assert_int_equal(record_undo_edit(&e, &cur, &out), 0);
+        node_done(&cur);
+
+        e.undo = line_undo;
+        assert_int_equal(set_text(&cur, "set x=\"1\"\nkeep\nset x=\"1\"\nlast\n"), 0);
+        assert_int_equal(record_undo_edit(&e, &cur, &out), 1);
+        assert_string_equal(out, "set x=\"1\"\nkeep\nlast\n");
+        free(out);
+        node_done(&cur);
+        assert_int_equal(set_text(&cur, "nothing\n"), 0);
+        assert_int_equal(record_undo_edit(&e, &cur, &out), 0);
+        node_done(&cur);
+}
+
 static void test_without_openat2(void **state) {
         char *data = NULL;
         size_t size;
@@ -171,6 +202,7 @@ int main(void) {
                 cmocka_unit_test(test_write_never_follows),
                 cmocka_unit_test(test_resolve_lexically),
                 cmocka_unit_test(test_record_round_trip),
+                cmocka_unit_test(test_undo_edit),
                 cmocka_unit_test(test_without_openat2),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
