@@ -6,15 +6,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
         const char *t;
         char *out = NULL, **l = NULL, **missing = NULL;
-        char *wanted[] = { (char *) "mitigations=auto,nosmt", (char *) "tsx=auto", (char *) "nosmt", NULL };
+        char *wanted[] = {(char *)"mitigations=auto,nosmt", (char *)"tsx=auto", (char *)"nosmt", NULL};
         SudoersLine sl = {};
 
         if (size < 1 || size > 65536)
                 return 0;
-        t = (const char *) data + 1;
+        t = (const char *)data + 1;
         size--;
         switch (data[0] % 8) {
         case 0:
@@ -22,10 +23,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         out = mfree(out);
                 if (passwd_set_shell(t, size, "core", "/sbin/nologin", &out) >= 0)
                         out = mfree(out);
-                (void) group_has_member(t, size, "wheel", "core");
+                (void)group_has_member(t, size, "wheel", "core");
                 break;
         case 1:
-                (void) sudoers_last_match(t, size, "core", "wheel:x:10:core\n", 16, data[0] & 0x80);
+                (void)sudoers_last_match(t, size, "core", "wheel:x:10:core\n", 16, data[0] & 0x80);
                 break;
         case 2: {
                 char *z = strndup(t, size);
@@ -53,9 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 break;
         case 6: {
                 const char *nul = memchr(t, '\0', size);
-                size_t a = nul ? (size_t) (nul - t) : size / 2;
+                size_t a = nul ? (size_t)(nul - t) : size / 2;
                 const char *b = nul ? nul + 1 : t + a;
-                if (unified_diff(t, a, b, size - (size_t) (b - t), "a", "b", &out) >= 0)
+                if (unified_diff(t, a, b, size - (size_t)(b - t), "a", "b", &out) >= 0)
                         out = mfree(out);
                 break;
         }

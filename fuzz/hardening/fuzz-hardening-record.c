@@ -5,14 +5,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
         Record r = {};
         char *text = NULL;
 
         if (size > 1024 * 1024)
                 return 0;
         log_set_target(LOG_TARGET_NULL);
-        if (record_parse((const char *) data, size, &r) < 0)
+        if (record_parse((const char *)data, size, &r) < 0)
                 return 0;
         if (record_format(&r, &text) >= 0) {
                 Record again = {};

@@ -2,7 +2,8 @@
 #include "hardening-measures.h"
 #include "hardening-parse.h"
 
-void butane_doc_done(ButaneDoc *d) {
+void butane_doc_done(ButaneDoc *d)
+{
         for (size_t i = 0; i < d->n_files; i++) {
                 free(d->files[i].path);
                 free(d->files[i].contents);
@@ -20,12 +21,12 @@ void butane_doc_done(ButaneDoc *d) {
         d->kernel_args = strv_free(d->kernel_args);
 }
 
-
 /* YAML double-quoted scalar. */
-static void put_quoted(FILE *f, const char *s) {
+static void put_quoted(FILE *f, const char *s)
+{
         fputc('"', f);
         for (; *s; s++) {
-                unsigned char ch = (unsigned char) *s;
+                unsigned char ch = (unsigned char)*s;
                 if (ch == '"' || ch == '\\')
                         fprintf(f, "\\%c", ch);
                 else if (ch == '\n')
@@ -41,11 +42,13 @@ static void put_quoted(FILE *f, const char *s) {
 }
 
 /* Contents as a literal block scalar when that round-trips exactly, else double-quoted. */
-static void put_contents(FILE *f, const char *key, const char *s, int indent) {
+static void put_contents(FILE *f, const char *key, const char *s, int indent)
+{
         bool block = !isempty(s) && endswith(s, "\n") && !endswith(s, "\n\n") && s[0] != ' ' && s[0] != '\t';
 
         for (const char *p = s; block && *p; p++)
-                if (((unsigned char) *p < 0x20 && *p != '\n' && *p != '\t') || (*p == '\n' && (p[1] == ' ' || p[1] == '\t')))
+                if (((unsigned char)*p < 0x20 && *p != '\n' && *p != '\t') ||
+                    (*p == '\n' && (p[1] == ' ' || p[1] == '\t')))
                         block = false;
         fprintf(f, "%*s%s: ", indent, "", key);
         if (!block) {
@@ -57,7 +60,7 @@ static void put_contents(FILE *f, const char *key, const char *s, int indent) {
         for (const char *p = s; *p;) {
                 size_t n = strcspn(p, "\n");
                 if (n > 0)
-                        fprintf(f, "%*s%.*s\n", indent + 2, "", (int) n, p);
+                        fprintf(f, "%*s%.*s\n", indent + 2, "", (int)n, p);
                 else
                         fputc('\n', f);
                 p += n;
@@ -66,7 +69,8 @@ static void put_contents(FILE *f, const char *key, const char *s, int indent) {
         }
 }
 
-int butane_doc_render(const ButaneDoc *d, const char *version, char **ret) {
+int butane_doc_render(const ButaneDoc *d, const char *version, char **ret)
+{
         char *buf = NULL;
         size_t size = 0;
         FILE *f;
@@ -98,7 +102,7 @@ int butane_doc_render(const ButaneDoc *d, const char *version, char **ret) {
                         const ButaneFile *x = &d->files[i];
                         fputs("    - path: ", f);
                         put_quoted(f, x->path);
-                        fprintf(f, "\n      mode: 0%o\n", (unsigned) x->mode);
+                        fprintf(f, "\n      mode: 0%o\n", (unsigned)x->mode);
                         if (x->overwrite)
                                 fputs("      overwrite: true\n", f);
                         fputs("      contents:\n", f);

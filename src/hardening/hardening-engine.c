@@ -6,7 +6,6 @@
 #include "hardening-parse.h"
 #include "log.h"
 
-
 typedef struct Eval {
         Plan plan;
         Node *current; /* one per change */
@@ -14,7 +13,8 @@ typedef struct Eval {
         size_t n_differ;
 } Eval;
 
-static void eval_done(Eval *e) {
+static void eval_done(Eval *e)
+{
         for (size_t i = 0; e->current && i < e->plan.n_changes; i++)
                 node_done(&e->current[i]);
         e->current = mfree(e->current);
@@ -22,7 +22,8 @@ static void eval_done(Eval *e) {
         plan_done(&e->plan);
 }
 
-_printf_(2, 3) static int conflict(Plan *p, const char *fmt, ...) {
+_printf_(2, 3) static int conflict(Plan *p, const char *fmt, ...)
+{
         _cleanup_free_ char *s = NULL;
         va_list ap;
         int r;
@@ -33,11 +34,12 @@ _printf_(2, 3) static int conflict(Plan *p, const char *fmt, ...) {
         return r < 0 ? -ENOMEM : strv_push(&p->conflicts, s);
 }
 
-static int evaluate(int rootfd, const Settings *s, const Record *rec, const Measure *m, Eval *e) {
-        Context c = { .rootfd = rootfd, .settings = s, .record = rec };
+static int evaluate(int rootfd, const Settings *s, const Record *rec, const Measure *m, Eval *e)
+{
+        Context c = {.rootfd = rootfd, .settings = s, .record = rec};
         int r;
 
-        *e = (Eval){ .plan.measure = m };
+        *e = (Eval){.plan.measure = m};
         r = m->plan(&c, &e->plan);
         if (r < 0)
                 return log_error_errno(r, "Failed to evaluate measure %s: %m", m->name);
@@ -55,12 +57,12 @@ static int evaluate(int rootfd, const Settings *s, const Record *rec, const Meas
                 r = root_read_node(rootfd, ch->path, cur);
                 if (r == -ELOOP || r == -ENOTDIR) {
                         _cleanup_free_ char *comp = NULL, *target = NULL;
-                        *cur = (Node){ .type = NODE_ABSENT };
+                        *cur = (Node){.type = NODE_ABSENT};
                         e->differs[i] = true;
                         e->n_differ++;
                         if (root_find_symlink(rootfd, ch->path, &comp, &target) > 0)
-                                r = conflict(&e->plan, "%s is a symlink to %s; not following it to write %s", comp,
-                                             target, ch->path);
+                                r = conflict(&e->plan, "%s is a symlink to %s; not following it to write %s",
+                                             comp, target, ch->path);
                         else
                                 r = conflict(&e->plan, "a component of %s is not a directory", ch->path);
                         if (r < 0)
@@ -80,21 +82,27 @@ static int evaluate(int rootfd, const Settings *s, const Record *rec, const Meas
                         break;
                 case NODE_DIR:
                 case NODE_OTHER:
-                        r = conflict(&e->plan, "%s is a %s; not replacing it", ch->path, node_type_to_string(cur->type));
+                        r = conflict(&e->plan, "%s is a %s; not replacing it", ch->path,
+                                     node_type_to_string(cur->type));
                         break;
                 case NODE_SYMLINK:
                         if (!ours && !ch->replace_symlink)
-                                r = conflict(&e->plan, "%s is a symlink to %s (not written by hardening); not following or replacing it",
+                                r = conflict(&e->plan,
+                                             "%s is a symlink to %s (not written by hardening); not "
+                                             "following or replacing it",
                                              ch->path, cur->data);
                         break;
                 case NODE_FILE:
                         if (ours)
                                 break;
                         if (ch->want.type == NODE_ABSENT)
-                                r = conflict(&e->plan, "%s was changed after hardening wrote it; not removing it",
+                                r = conflict(&e->plan,
+                                             "%s was changed after hardening wrote it; not removing it",
                                              ch->path);
                         else if (!ch->edit)
-                                r = conflict(&e->plan, "%s already exists with different contents (not written by hardening); not overwriting it",
+                                r = conflict(&e->plan,
+                                             "%s already exists with different contents (not written by "
+                                             "hardening); not overwriting it",
                                              ch->path);
                         else if (cur->read_only)
                                 r = conflict(&e->plan, "%s is read-only; not modifying it", ch->path);
@@ -109,7 +117,8 @@ static int evaluate(int rootfd, const Settings *s, const Record *rec, const Meas
 }
 
 /* Text shown in diffs for a node. */
-static int node_diff_text(const Node *n, char **ret, size_t *ret_size) {
+static int node_diff_text(const Node *n, char **ret, size_t *ret_size)
+{
         char *s = NULL;
         int r = 0;
 
@@ -123,7 +132,7 @@ static int node_diff_text(const Node *n, char **ret, size_t *ret_size) {
         } else if (n->type == NODE_SYMLINK) {
                 r = asprintf(&s, "symbolic link to %s\n", n->data);
                 if (r >= 0)
-                        *ret_size = (size_t) r;
+                        *ret_size = (size_t)r;
                 else
                         s = NULL;
         } else if (n->type == NODE_ABSENT) {
@@ -132,7 +141,7 @@ static int node_diff_text(const Node *n, char **ret, size_t *ret_size) {
         } else {
                 r = asprintf(&s, "(%s)\n", node_type_to_string(n->type));
                 if (r >= 0)
-                        *ret_size = (size_t) r;
+                        *ret_size = (size_t)r;
                 else
                         s = NULL;
         }
@@ -142,7 +151,8 @@ static int node_diff_text(const Node *n, char **ret, size_t *ret_size) {
         return 0;
 }
 
-static int diff_nodes(const char *path, const Node *from, const Node *to, FILE *out) {
+static int diff_nodes(const char *path, const Node *from, const Node *to, FILE *out)
+{
         _cleanup_free_ char *a = NULL, *b = NULL, *la = NULL, *lb = NULL, *d = NULL;
         size_t as, bs;
         int r;
@@ -152,8 +162,10 @@ static int diff_nodes(const char *path, const Node *from, const Node *to, FILE *
                 r = node_diff_text(to, &b, &bs);
         if (r < 0)
                 return r;
-        if (asprintf(&la, "%s%s", from->type == NODE_ABSENT ? "/dev/null" : "a", from->type == NODE_ABSENT ? "" : path) < 0 ||
-            asprintf(&lb, "%s%s", to->type == NODE_ABSENT ? "/dev/null" : "b", to->type == NODE_ABSENT ? "" : path) < 0)
+        if (asprintf(&la, "%s%s", from->type == NODE_ABSENT ? "/dev/null" : "a",
+                     from->type == NODE_ABSENT ? "" : path) < 0 ||
+            asprintf(&lb, "%s%s", to->type == NODE_ABSENT ? "/dev/null" : "b",
+                     to->type == NODE_ABSENT ? "" : path) < 0)
                 return -ENOMEM;
         r = unified_diff(a, as, b, bs, la, lb, &d);
         if (r < 0)
@@ -161,17 +173,19 @@ static int diff_nodes(const char *path, const Node *from, const Node *to, FILE *
         if (from->type == NODE_FILE && to->type == NODE_FILE && (from->mode & 07777) != (to->mode & 07777)) {
                 if (isempty(d))
                         fprintf(out, "--- %s\n+++ %s\n", la, lb);
-                fprintf(out, "old mode %04o\nnew mode %04o\n", (unsigned) from->mode & 07777, (unsigned) to->mode & 07777);
+                fprintf(out, "old mode %04o\nnew mode %04o\n", (unsigned)from->mode & 07777,
+                        (unsigned)to->mode & 07777);
         } else if (from->type == NODE_ABSENT && to->type == NODE_FILE) {
                 if (isempty(d))
                         fprintf(out, "--- %s\n+++ %s\n", la, lb);
-                fprintf(out, "new file mode %04o\n", (unsigned) to->mode & 07777);
+                fprintf(out, "new file mode %04o\n", (unsigned)to->mode & 07777);
         }
         fputs(d, out);
         return 0;
 }
 
-static json_t *strv_to_json(char *const *l) {
+static json_t *strv_to_json(char *const *l)
+{
         json_t *a = json_array();
         for (size_t i = 0; a && l && l[i]; i++)
                 if (json_array_append_new(a, json_string(l[i])) < 0) {
@@ -181,7 +195,8 @@ static json_t *strv_to_json(char *const *l) {
         return a;
 }
 
-static int report_new(const Settings *s, json_t **ret) {
+static int report_new(const Settings *s, json_t **ret)
+{
         json_t *j = json_pack("{s:s,s:o,s:[]}", "profile", profile_to_string(s->profile), "selected",
                               strv_to_json(s->measures), "measures");
         if (!j)
@@ -190,7 +205,8 @@ static int report_new(const Settings *s, json_t **ret) {
         return 0;
 }
 
-static int describe_difference(const char *path, const Node *cur, const Node *want, char **ret) {
+static int describe_difference(const char *path, const Node *cur, const Node *want, char **ret)
+{
         if (want->type == NODE_ABSENT)
                 return asprintf(ret, "%s should not exist (left by an earlier apply)", path);
         if (cur->type == NODE_ABSENT)
@@ -201,16 +217,18 @@ static int describe_difference(const char *path, const Node *cur, const Node *wa
         if (cur->type == NODE_SYMLINK)
                 return asprintf(ret, "%s points to %s, should point to %s", path, cur->data, want->data);
         if (cur->size == want->size && memcmp(cur->data, want->data, cur->size) == 0)
-                return asprintf(ret, "%s has mode %04o, should have %04o", path, (unsigned) cur->mode & 07777,
-                                (unsigned) want->mode & 07777);
+                return asprintf(ret, "%s has mode %04o, should have %04o", path, (unsigned)cur->mode & 07777,
+                                (unsigned)want->mode & 07777);
         return asprintf(ret, "%s has different contents", path);
 }
 
-static int load_record(int rootfd, Record *rec) {
+static int load_record(int rootfd, Record *rec)
+{
         return record_load(rootfd, rec);
 }
 
-int engine_audit(int rootfd, const Settings *s, json_t **ret, Outcome *ret_outcome) {
+int engine_audit(int rootfd, const Settings *s, json_t **ret, Outcome *ret_outcome)
+{
         _cleanup_(json_decrefp) json_t *report = NULL;
         Record rec = {};
         bool compliant = true, error = false;
@@ -246,8 +264,8 @@ int engine_audit(int rootfd, const Settings *s, json_t **ret, Outcome *ret_outco
                                         json_array_append_new(paths, json_string(e.plan.changes[k].path));
                                 if (!e.differs[k])
                                         continue;
-                                if (describe_difference(e.plan.changes[k].path, &e.current[k], &e.plan.changes[k].want,
-                                                        &msg) < 0)
+                                if (describe_difference(e.plan.changes[k].path, &e.current[k],
+                                                        &e.plan.changes[k].want, &msg) < 0)
                                         continue;
                                 json_array_append_new(reasons, json_string(msg));
                                 free(msg);
@@ -257,7 +275,8 @@ int engine_audit(int rootfd, const Settings *s, json_t **ret, Outcome *ret_outco
                 }
                 json_array_append_new(json_object_get(report, "measures"),
                                       json_pack("{s:s,s:s,s:s,s:o*,s:o*}", "name", m->name, "description",
-                                                m->description, "status", status, "reasons", reasons, "paths", paths));
+                                                m->description, "status", status, "reasons", reasons,
+                                                "paths", paths));
                 eval_done(&e);
         }
         record_done(&rec);
@@ -267,7 +286,8 @@ int engine_audit(int rootfd, const Settings *s, json_t **ret, Outcome *ret_outco
         return 0;
 }
 
-static int apply_measure(int rootfd, Record *rec, Eval *e, char **ret_error) {
+static int apply_measure(int rootfd, Record *rec, Eval *e, char **ret_error)
+{
         const Measure *m = e->plan.measure;
         int r;
 
@@ -279,24 +299,32 @@ static int apply_measure(int rootfd, Record *rec, Eval *e, char **ret_error) {
                 if (ch->want.type != NODE_ABSENT) {
                         r = root_mkdir_parents(rootfd, ch->path, &rec->created_dirs);
                         if (r < 0)
-                                return asprintf(ret_error, "cannot create the directories of %s: %s", ch->path,
-                                                strerror(-r)) < 0 ? -ENOMEM : r;
+                                return asprintf(ret_error, "cannot create the directories of %s: %s",
+                                                ch->path, strerror(-r)) < 0
+                                           ? -ENOMEM
+                                           : r;
                 }
                 /* Write-ahead: the record knows the original before the file changes. */
                 r = record_note(rec, m->name, ch->path, &e->current[i], &ch->want, ch->undo);
                 if (r >= 0)
                         r = record_save(rootfd, rec);
                 if (r < 0)
-                        return asprintf(ret_error, "cannot update the hardening record: %s", strerror(-r)) < 0 ? -ENOMEM : r;
+                        return asprintf(ret_error, "cannot update the hardening record: %s", strerror(-r)) <
+                                       0
+                                   ? -ENOMEM
+                                   : r;
                 r = root_write_node(rootfd, ch->path, &ch->want);
                 if (r < 0)
-                        return asprintf(ret_error, "cannot write %s: %s", ch->path, strerror(-r)) < 0 ? -ENOMEM : r;
+                        return asprintf(ret_error, "cannot write %s: %s", ch->path, strerror(-r)) < 0
+                                   ? -ENOMEM
+                                   : r;
                 log_debug("%s: wrote %s", m->name, ch->path);
         }
         return 0;
 }
 
-int engine_apply(int rootfd, const Settings *s, bool dry_run, json_t **ret, Outcome *ret_outcome) {
+int engine_apply(int rootfd, const Settings *s, bool dry_run, json_t **ret, Outcome *ret_outcome)
+{
         _cleanup_(json_decrefp) json_t *report = NULL;
         char *diff = NULL;
         size_t diff_size = 0;
@@ -347,7 +375,8 @@ int engine_apply(int rootfd, const Settings *s, bool dry_run, json_t **ret, Outc
                         for (size_t k = 0; k < e.plan.n_changes; k++)
                                 if (e.differs[k]) {
                                         json_array_append_new(paths, json_string(e.plan.changes[k].path));
-                                        (void) diff_nodes(e.plan.changes[k].path, &e.current[k], &e.plan.changes[k].want, df);
+                                        (void)diff_nodes(e.plan.changes[k].path, &e.current[k],
+                                                         &e.plan.changes[k].want, df);
                                 }
                 } else {
                         r = apply_measure(rootfd, &rec, &e, &err);
@@ -364,8 +393,8 @@ int engine_apply(int rootfd, const Settings *s, bool dry_run, json_t **ret, Outc
                 }
                 json_array_append_new(json_object_get(report, "measures"),
                                       json_pack("{s:s,s:s,s:s,s:o*,s:o*}", "name", m->name, "description",
-                                                m->description, "status", status, "reasons", reasons, "changed_paths",
-                                                paths));
+                                                m->description, "status", status, "reasons", reasons,
+                                                "changed_paths", paths));
                 eval_done(&e);
         }
         record_done(&rec);
@@ -381,7 +410,8 @@ int engine_apply(int rootfd, const Settings *s, bool dry_run, json_t **ret, Outc
         return 0;
 }
 
-int engine_revert(int rootfd, char *const *only, bool dry_run, json_t **ret, Outcome *ret_outcome) {
+int engine_revert(int rootfd, char *const *only, bool dry_run, json_t **ret, Outcome *ret_outcome)
+{
         _cleanup_(json_decrefp) json_t *report = json_pack("{s:[],s:b}", "paths", "dry_run", dry_run);
         char *diff = NULL;
         size_t diff_size = 0;
@@ -437,15 +467,17 @@ int engine_revert(int rootfd, char *const *only, bool dry_run, json_t **ret, Out
                                 merged.size = strlen(merged.data);
                                 if (dry_run) {
                                         status = "would-restore";
-                                        (void) diff_nodes(e->path, &cur, &merged, df);
+                                        (void)diff_nodes(e->path, &cur, &merged, df);
                                 } else if ((r = root_write_node(rootfd, e->path, &merged)) < 0) {
                                         error = true;
                                         status = "failed";
-                                        if (asprintf(&reason_buf, "cannot restore %s: %s", e->path, strerror(-r)) >= 0)
+                                        if (asprintf(&reason_buf, "cannot restore %s: %s", e->path,
+                                                     strerror(-r)) >= 0)
                                                 reason = reason_buf;
                                 } else {
                                         status = "restored";
-                                        reason = "changed after hardening wrote it; took back only hardening's edit";
+                                        reason = "changed after hardening wrote it; took back only "
+                                                 "hardening's edit";
                                         changed = true;
                                         record_forget(&rec, path);
                                 }
@@ -457,13 +489,14 @@ int engine_revert(int rootfd, char *const *only, bool dry_run, json_t **ret, Out
                         }
                 } else if (dry_run) {
                         status = "would-restore";
-                        (void) diff_nodes(e->path, &cur, &e->original, df);
+                        (void)diff_nodes(e->path, &cur, &e->original, df);
                 } else {
                         r = root_write_node(rootfd, e->path, &e->original);
                         if (r < 0) {
                                 error = true;
                                 status = "failed";
-                                if (asprintf(&reason_buf, "cannot restore %s: %s", e->path, strerror(-r)) >= 0)
+                                if (asprintf(&reason_buf, "cannot restore %s: %s", e->path, strerror(-r)) >=
+                                    0)
                                         reason = reason_buf;
                         } else {
                                 status = "restored";
@@ -473,8 +506,8 @@ int engine_revert(int rootfd, char *const *only, bool dry_run, json_t **ret, Out
                 }
                 node_done(&cur);
                 json_array_append_new(json_object_get(report, "paths"),
-                                      json_pack("{s:s,s:s,s:s,s:s*}", "path", path, "measure", measure, "status",
-                                                status, "reason", reason));
+                                      json_pack("{s:s,s:s,s:s,s:s*}", "path", path, "measure", measure,
+                                                "status", status, "reason", reason));
         }
         if (!dry_run && rec.on_disk) {
                 if (rec.n_entries == 0)
@@ -485,7 +518,7 @@ int engine_revert(int rootfd, char *const *only, bool dry_run, json_t **ret, Out
                         error = true;
         }
         json_object_set_new(report, "changed", json_boolean(changed));
-        json_object_set_new(report, "remaining", json_integer((json_int_t) rec.n_entries));
+        json_object_set_new(report, "remaining", json_integer((json_int_t)rec.n_entries));
         if (df) {
                 if (fclose(df) == 0)
                         json_object_set_new(report, "diff", json_string(diff ?: ""));
@@ -497,7 +530,8 @@ int engine_revert(int rootfd, char *const *only, bool dry_run, json_t **ret, Out
         return 0;
 }
 
-int engine_butane(const Settings *s, const char *version, char **ret) {
+int engine_butane(const Settings *s, const char *version, char **ret)
+{
         ButaneDoc d = {};
         int r = 0;
 
@@ -509,38 +543,42 @@ int engine_butane(const Settings *s, const char *version, char **ret) {
         return r;
 }
 
-void engine_print_report(FILE *f, const char *verb, json_t *report) {
+void engine_print_report(FILE *f, const char *verb, json_t *report)
+{
         json_t *list = json_object_get(report, "measures"), *paths = json_object_get(report, "paths"), *v;
         const char *diff = json_string_value(json_object_get(report, "diff"));
         size_t i;
 
-        json_array_foreach(list, i, v) {
+        json_array_foreach (list, i, v) {
                 json_t *reasons = json_object_get(v, "reasons"), *x;
                 size_t k;
                 fprintf(f, "%-15s %s\n", json_string_value(json_object_get(v, "name")),
                         json_string_value(json_object_get(v, "status")));
-                json_array_foreach(reasons, k, x)
+                json_array_foreach (reasons, k, x)
                         fprintf(f, "                  %s\n", json_string_value(x));
-                json_array_foreach(json_object_get(v, "changed_paths"), k, x)
+                json_array_foreach (json_object_get(v, "changed_paths"), k, x)
                         fprintf(f, "                  %s\n", json_string_value(x));
         }
-        json_array_foreach(paths, i, v) {
+        json_array_foreach (paths, i, v) {
                 const char *reason = json_string_value(json_object_get(v, "reason"));
                 fprintf(f, "%-15s %-13s %s%s%s\n", json_string_value(json_object_get(v, "measure")),
-                        json_string_value(json_object_get(v, "status")), json_string_value(json_object_get(v, "path")),
-                        reason ? ": " : "", reason ?: "");
+                        json_string_value(json_object_get(v, "status")),
+                        json_string_value(json_object_get(v, "path")), reason ? ": " : "", reason ?: "");
         }
         if (diff && *diff)
                 fputs(diff, f);
         if (streq(verb, "apply") && !json_is_true(json_object_get(report, "dry_run")) &&
             !json_is_true(json_object_get(report, "changed"))) {
                 bool blocked = false;
-                json_array_foreach(list, i, v) {
+                json_array_foreach (list, i, v) {
                         const char *st = json_string_value(json_object_get(v, "status"));
-                        blocked = blocked || streq_ptr(st, "conflict") || streq_ptr(st, "failed") || streq_ptr(st, "error");
+                        blocked = blocked || streq_ptr(st, "conflict") || streq_ptr(st, "failed") ||
+                                  streq_ptr(st, "error");
                 }
                 fputs(blocked ? "No changes made.\n"
-                              : "No changes made: every selected measure is already in place (or not applicable).\n", f);
+                              : "No changes made: every selected measure is already in place (or not "
+                                "applicable).\n",
+                      f);
         }
         if (streq(verb, "apply") && json_is_true(json_object_get(report, "dry_run")) && (!diff || !*diff))
                 fputs("Nothing would change.\n", f);
@@ -548,10 +586,13 @@ void engine_print_report(FILE *f, const char *verb, json_t *report) {
             !json_is_true(json_object_get(report, "dry_run")))
                 fputs("Nothing was reverted.\n", f);
         if (streq(verb, "audit"))
-                fprintf(f, "%s\n", json_is_true(json_object_get(report, "compliant")) ? "Compliant." : "Not compliant.");
+                fprintf(f, "%s\n",
+                        json_is_true(json_object_get(report, "compliant")) ? "Compliant."
+                                                                           : "Not compliant.");
 }
 
-int hardening_load_settings(const char *root, const char *profile, char *const *names, Settings *ret) {
+int hardening_load_settings(const char *root, const char *profile, char *const *names, Settings *ret)
+{
         _cleanup_(conf_freep) ConfFile *conf = NULL;
         int r;
 

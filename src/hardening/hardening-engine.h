@@ -9,9 +9,9 @@
 #include "hardening-measures.h"
 
 typedef enum Outcome {
-        OUTCOME_OK,         /* compliant / applied / reverted completely */
-        OUTCOME_ERROR,      /* something could not be read or written */
-        OUTCOME_ATTENTION,  /* not compliant (audit) or conflicts left something undone (apply, revert) */
+        OUTCOME_OK,        /* compliant / applied / reverted completely */
+        OUTCOME_ERROR,     /* something could not be read or written */
+        OUTCOME_ATTENTION, /* not compliant (audit) or conflicts left something undone (apply, revert) */
 } Outcome;
 
 int engine_audit(int rootfd, const Settings *s, json_t **ret, Outcome *ret_outcome);

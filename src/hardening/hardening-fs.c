@@ -15,27 +15,31 @@
 #include "hardening-parse.h"
 
 static const char *const node_type_table[_NODE_TYPE_MAX] = {
-        [NODE_ABSENT] = "absent", [NODE_FILE] = "file", [NODE_SYMLINK] = "symlink",
-        [NODE_DIR] = "directory", [NODE_OTHER] = "special file",
+    [NODE_ABSENT] = "absent", [NODE_FILE] = "file",          [NODE_SYMLINK] = "symlink",
+    [NODE_DIR] = "directory", [NODE_OTHER] = "special file",
 };
 
-const char *node_type_to_string(NodeType t) {
+const char *node_type_to_string(NodeType t)
+{
         return t >= 0 && t < _NODE_TYPE_MAX ? node_type_table[t] : NULL;
 }
 
-NodeType node_type_from_string(const char *s) {
+NodeType node_type_from_string(const char *s)
+{
         for (int i = 0; s && i < _NODE_TYPE_MAX; i++)
                 if (streq(node_type_table[i], s))
-                        return (NodeType) i;
+                        return (NodeType)i;
         return _NODE_TYPE_INVALID;
 }
 
-void node_done(Node *n) {
+void node_done(Node *n)
+{
         n->data = mfree(n->data);
         n->size = 0;
 }
 
-int node_copy(const Node *src, Node *ret) {
+int node_copy(const Node *src, Node *ret)
+{
         Node n = *src;
 
         n.data = NULL;
@@ -50,7 +54,8 @@ int node_copy(const Node *src, Node *ret) {
         return 0;
 }
 
-bool node_same(const Node *a, const Node *b) {
+bool node_same(const Node *a, const Node *b)
+{
         if (a->type != b->type)
                 return false;
         if (a->type == NODE_FILE && (a->mode & 07777) != (b->mode & 07777))
@@ -60,7 +65,8 @@ bool node_same(const Node *a, const Node *b) {
         return true;
 }
 
-static int node_set_data(Node *n, const char *data, size_t size) {
+static int node_set_data(Node *n, const char *data, size_t size)
+{
         char *d = malloc(size + 1);
         if (!d)
                 return -ENOMEM;
@@ -72,19 +78,22 @@ static int node_set_data(Node *n, const char *data, size_t size) {
         return 0;
 }
 
-int node_set_file(Node *n, const char *data, size_t size, mode_t mode) {
+int node_set_file(Node *n, const char *data, size_t size, mode_t mode)
+{
         n->type = NODE_FILE;
         n->mode = mode;
         return node_set_data(n, data, size);
 }
 
-int node_set_symlink(Node *n, const char *target) {
+int node_set_symlink(Node *n, const char *target)
+{
         n->type = NODE_SYMLINK;
         n->mode = 0777;
         return node_set_data(n, target, strlen(target));
 }
 
-int root_open(const char *path, int *ret_fd) {
+int root_open(const char *path, int *ret_fd)
+{
         int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
@@ -92,14 +101,16 @@ int root_open(const char *path, int *ret_fd) {
         return 0;
 }
 
-int root_lock(int rootfd) {
+int root_lock(int rootfd)
+{
         /* Serialises apply/revert runs on one root (the boot service and the varlink service). */
         return flock(rootfd, LOCK_EX) < 0 ? -errno : 0;
 }
 
 /* Splits "/a/b/c" into a malloc'ed "a/b" (or ".") and a pointer to "c". Rejects "..", "." and empty
  * names so that a path can never climb out lexically either. */
-static int path_split(const char *path, char **ret_dir, const char **ret_name) {
+static int path_split(const char *path, char **ret_dir, const char **ret_name)
+{
         const char *p = path, *slash;
         _cleanup_free_ char *dir = NULL;
 
@@ -118,7 +129,7 @@ static int path_split(const char *path, char **ret_dir, const char **ret_name) {
         if (endswith(p, "/"))
                 return -EINVAL;
         slash = strrchr(p, '/');
-        dir = slash ? strndup(p, (size_t) (slash - p)) : strdup(".");
+        dir = slash ? strndup(p, (size_t)(slash - p)) : strdup(".");
         if (!dir)
                 return -ENOMEM;
         *ret_name = slash ? slash + 1 : p;
@@ -127,7 +138,8 @@ static int path_split(const char *path, char **ret_dir, const char **ret_name) {
 }
 
 /* openat(O_DIRECTORY|O_NOFOLLOW) on a symlink fails with ENOTDIR; report it as the symlink it is. */
-static int openat_dir_nofollow(int dfd, const char *name) {
+static int openat_dir_nofollow(int dfd, const char *name)
+{
         struct stat st;
         int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
@@ -139,7 +151,8 @@ static int openat_dir_nofollow(int dfd, const char *name) {
 }
 
 /* Walks dir one component at a time with O_NOFOLLOW: the fallback when openat2() is unavailable. */
-static int open_dir_walk(int rootfd, const char *dir) {
+static int open_dir_walk(int rootfd, const char *dir)
+{
         _cleanup_close_ int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         _cleanup_free_ char *copy = strdup(dir);
         char *save = NULL;
@@ -165,22 +178,25 @@ static int open_dir_walk(int rootfd, const char *dir) {
 
 static bool openat2_disabled = false;
 
-void root_disable_openat2(void) {
+void root_disable_openat2(void)
+{
         openat2_disabled = true;
 }
 
-static int openat2_in_root(int rootfd, const char *path, uint64_t flags, uint64_t resolve) {
-        struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = resolve };
+static int openat2_in_root(int rootfd, const char *path, uint64_t flags, uint64_t resolve)
+{
+        struct open_how how = {.flags = flags | O_CLOEXEC, .resolve = resolve};
         long fd;
 
         if (openat2_disabled)
                 return -ENOSYS;
         fd = syscall(SYS_openat2, rootfd, path, &how, sizeof how);
-        return fd < 0 ? -errno : (int) fd;
+        return fd < 0 ? -errno : (int)fd;
 }
 
 /* Opens the directory dir (relative to root) as O_RDONLY without following symlinks. */
-static int open_dir_nofollow(int rootfd, const char *dir) {
+static int open_dir_nofollow(int rootfd, const char *dir)
+{
         int fd = openat2_in_root(rootfd, dir, O_RDONLY | O_DIRECTORY,
                                  RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
         if (fd == -ENOSYS || fd == -EPERM)
@@ -188,7 +204,8 @@ static int open_dir_nofollow(int rootfd, const char *dir) {
         return fd;
 }
 
-static int open_parent(int rootfd, const char *path, int *ret_dirfd, const char **ret_name) {
+static int open_parent(int rootfd, const char *path, int *ret_dirfd, const char **ret_name)
+{
         _cleanup_free_ char *dir = NULL;
         int r, fd;
 
@@ -202,7 +219,8 @@ static int open_parent(int rootfd, const char *path, int *ret_dirfd, const char 
         return 0;
 }
 
-static bool fd_is_read_only(int fd, const struct stat *st) {
+static bool fd_is_read_only(int fd, const struct stat *st)
+{
         struct statvfs sv;
         int flags = 0;
 
@@ -213,7 +231,8 @@ static bool fd_is_read_only(int fd, const struct stat *st) {
         return fstatvfs(fd, &sv) >= 0 && (sv.f_flag & ST_RDONLY);
 }
 
-int root_read_node(int rootfd, const char *path, Node *ret) {
+int root_read_node(int rootfd, const char *path, Node *ret)
+{
         _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
         _cleanup_free_ char *data = NULL;
         const char *name;
@@ -224,7 +243,7 @@ int root_read_node(int rootfd, const char *path, Node *ret) {
 
         r = open_parent(rootfd, path, &dfd, &name);
         if (r == -ENOENT) {
-                *ret = (Node){ .type = NODE_ABSENT };
+                *ret = (Node){.type = NODE_ABSENT};
                 return 0;
         }
         if (r < 0)
@@ -232,7 +251,7 @@ int root_read_node(int rootfd, const char *path, Node *ret) {
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 if (errno != ENOENT)
                         return -errno;
-                *ret = (Node){ .type = NODE_ABSENT };
+                *ret = (Node){.type = NODE_ABSENT};
                 return 0;
         }
         n.uid = st.st_uid;
@@ -244,10 +263,10 @@ int root_read_node(int rootfd, const char *path, Node *ret) {
                 if (l < 0)
                         return -errno;
                 n.type = NODE_SYMLINK;
-                data = strndup(buf, (size_t) l);
+                data = strndup(buf, (size_t)l);
                 if (!data)
                         return -ENOMEM;
-                size = (size_t) l;
+                size = (size_t)l;
         } else if (S_ISDIR(st.st_mode)) {
                 n.type = NODE_DIR;
         } else if (S_ISREG(st.st_mode)) {
@@ -272,7 +291,8 @@ int root_read_node(int rootfd, const char *path, Node *ret) {
         return 0;
 }
 
-int root_read_file_in_root(int rootfd, const char *path, char **ret_data, size_t *ret_size) {
+int root_read_file_in_root(int rootfd, const char *path, char **ret_data, size_t *ret_size)
+{
         _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
         char proc[64];
         struct stat st, st2;
@@ -280,7 +300,8 @@ int root_read_file_in_root(int rootfd, const char *path, char **ret_data, size_t
         while (*path == '/')
                 path++;
         /* O_PATH first: a device node or fifo the symlink chain ends at is never opened. */
-        pfd = openat2_in_root(rootfd, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
+        pfd =
+            openat2_in_root(rootfd, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV);
         if (pfd == -ENOSYS || pfd == -EPERM)
                 /* Without openat2 there is no safe way to follow symlinks inside the root. */
                 return -EOPNOTSUPP;
@@ -290,7 +311,7 @@ int root_read_file_in_root(int rootfd, const char *path, char **ret_data, size_t
                 return -errno;
         if (!S_ISREG(st.st_mode))
                 return -EBADFD;
-        (void) snprintf(proc, sizeof proc, "/proc/self/fd/%i", pfd);
+        (void)snprintf(proc, sizeof proc, "/proc/self/fd/%i", pfd);
         fd = open(proc, O_RDONLY | O_NOCTTY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
@@ -301,7 +322,8 @@ int root_read_file_in_root(int rootfd, const char *path, char **ret_data, size_t
         return read_full_fd(fd, NODE_SIZE_MAX, ret_data, ret_size);
 }
 
-int root_mkdir_parents(int rootfd, const char *path, char ***created) {
+int root_mkdir_parents(int rootfd, const char *path, char ***created)
+{
         _cleanup_free_ char *dir = NULL, *sofar = NULL;
         _cleanup_close_ int fd = -EBADF;
         const char *name;
@@ -349,20 +371,22 @@ int root_mkdir_parents(int rootfd, const char *path, char ***created) {
         return 0;
 }
 
-static int tmp_name(const char *name, char **ret) {
+static int tmp_name(const char *name, char **ret)
+{
         static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
         char sfx[9];
         uint64_t x;
 
         if (getentropy(&x, sizeof x) < 0)
-                x = (uint64_t) getpid() ^ (uint64_t) (uintptr_t) &x;
+                x = (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&x;
         for (size_t i = 0; i < 8; i++, x /= 36)
                 sfx[i] = chars[x % 36];
         sfx[8] = '\0';
         return asprintf(ret, ".#hardening.%.64s.%s", name, sfx) < 0 ? -ENOMEM : 0;
 }
 
-int root_write_node(int rootfd, const char *path, const Node *n) {
+int root_write_node(int rootfd, const char *path, const Node *n)
+{
         _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
         _cleanup_free_ char *tmp = NULL;
         const char *name;
@@ -374,7 +398,7 @@ int root_write_node(int rootfd, const char *path, const Node *n) {
         if (n->type == NODE_ABSENT) {
                 if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
                         return -errno;
-                (void) fsync(dfd);
+                (void)fsync(dfd);
                 return 0;
         }
         for (int attempt = 0;; attempt++) {
@@ -408,14 +432,15 @@ int root_write_node(int rootfd, const char *path, const Node *n) {
         if (r >= 0 && renameat(dfd, tmp, dfd, name) < 0)
                 r = -errno;
         if (r < 0) {
-                (void) unlinkat(dfd, tmp, 0);
+                (void)unlinkat(dfd, tmp, 0);
                 return r;
         }
-        (void) fsync(dfd);
+        (void)fsync(dfd);
         return 0;
 }
 
-int root_rmdir(int rootfd, const char *path) {
+int root_rmdir(int rootfd, const char *path)
+{
         _cleanup_close_ int dfd = -EBADF;
         const char *name;
         int r;
@@ -430,11 +455,13 @@ int root_rmdir(int rootfd, const char *path) {
         return 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int root_list_dir(int rootfd, const char *path, char ***ret) {
+int root_list_dir(int rootfd, const char *path, char ***ret)
+{
         _cleanup_(strv_freep) char **l = calloc(1, sizeof(char *));
         _cleanup_closedir_ DIR *d = NULL;
         int fd, r;
@@ -467,7 +494,8 @@ int root_list_dir(int rootfd, const char *path, char ***ret) {
         return 0;
 }
 
-int root_is_dir(int rootfd, const char *path) {
+int root_is_dir(int rootfd, const char *path)
+{
         _cleanup_close_ int fd = -EBADF;
 
         while (*path == '/')
@@ -476,7 +504,8 @@ int root_is_dir(int rootfd, const char *path) {
         return fd >= 0;
 }
 
-int root_find_symlink(int rootfd, const char *path, char **ret_component, char **ret_target) {
+int root_find_symlink(int rootfd, const char *path, char **ret_component, char **ret_target)
+{
         _cleanup_free_ char *copy = strdup(path), *sofar = strdup("");
         char *save = NULL;
 
@@ -508,7 +537,8 @@ int root_find_symlink(int rootfd, const char *path, char **ret_component, char *
         return 0;
 }
 
-int symlink_resolve_lexically(const char *path, const char *target, char **ret) {
+int symlink_resolve_lexically(const char *path, const char *target, char **ret)
+{
         _cleanup_free_ char *joined = NULL, *out = NULL;
         char *save = NULL;
         size_t len = 0;
@@ -517,7 +547,7 @@ int symlink_resolve_lexically(const char *path, const char *target, char **ret) 
                 joined = strdup(target);
         else {
                 const char *slash = strrchr(path, '/');
-                if (asprintf(&joined, "%.*s/%s", slash ? (int) (slash - path) : 0, path, target) < 0)
+                if (asprintf(&joined, "%.*s/%s", slash ? (int)(slash - path) : 0, path, target) < 0)
                         joined = NULL;
         }
         if (!joined)
@@ -534,7 +564,7 @@ int symlink_resolve_lexically(const char *path, const char *target, char **ret) 
                                 return -EXDEV; /* climbs above the root */
                         p = strrchr(out, '/');
                         *p = '\0';
-                        len = (size_t) (p - out);
+                        len = (size_t)(p - out);
                         continue;
                 }
                 out[len++] = '/';

@@ -20,23 +20,25 @@ Profile profile_from_string(const char *s);
 
 typedef struct Settings {
         Profile profile;
-        char **measures;      /* selected measure names, in table order */
-        char *user;           /* "core" */
-        char *nologin_shell;  /* "/sbin/nologin" */
-        char **sshd_listen;   /* empty: mask sshd.socket; else ListenStream= values */
-        char **kernel_args;   /* the SMT arguments */
-        char *grub_cfg;       /* Flatcar's OEM grub.cfg */
-        bool grub_cfg_explicit; /* from GRUB_CFG=; otherwise /oem/grub.cfg is tried when /usr/share/oem is absent */
-        char **modules;       /* for kernel-modules */
-        char **sysctl_opt_in; /* container-breaking sysctls the admin asked for */
+        char **measures;        /* selected measure names, in table order */
+        char *user;             /* "core" */
+        char *nologin_shell;    /* "/sbin/nologin" */
+        char **sshd_listen;     /* empty: mask sshd.socket; else ListenStream= values */
+        char **kernel_args;     /* the SMT arguments */
+        char *grub_cfg;         /* Flatcar's OEM grub.cfg */
+        bool grub_cfg_explicit; /* from GRUB_CFG=; otherwise /oem/grub.cfg is tried when /usr/share/oem is
+                                   absent */
+        char **modules;         /* for kernel-modules */
+        char **sysctl_opt_in;   /* container-breaking sysctls the admin asked for */
         char **sysctl_exclude;
-        char *selinux_type;   /* NULL: keep the type the host has (mcs when there is none) */
+        char *selinux_type; /* NULL: keep the type the host has (mcs when there is none) */
 } Settings;
 
 void settings_done(Settings *s);
 /* Fills s from a loaded hardening.conf (NULL = defaults); profile_override/measures_override come from
  * the command line (NULL = none). Unknown keys, measure names and bad values are errors naming them. */
-int settings_load(Settings *s, const ConfFile *conf, const char *profile_override, char *const *names_override);
+int settings_load(Settings *s, const ConfFile *conf, const char *profile_override,
+                  char *const *names_override);
 
 typedef struct Change {
         char *path;

@@ -5,7 +5,8 @@
 
 /* ---- string vectors ---- */
 
-char **strv_free(char **l) {
+char **strv_free(char **l)
+{
         if (!l)
                 return NULL;
         for (char **i = l; *i; i++)
@@ -13,14 +14,16 @@ char **strv_free(char **l) {
         return mfree(l);
 }
 
-size_t strv_length(char *const *l) {
+size_t strv_length(char *const *l)
+{
         size_t n = 0;
         while (l && l[n])
                 n++;
         return n;
 }
 
-static int strv_pushn(char ***l, const char *s, size_t len) {
+static int strv_pushn(char ***l, const char *s, size_t len)
+{
         size_t n = strv_length(*l);
         char *c = strndup(s, len);
         char **nl;
@@ -38,18 +41,21 @@ static int strv_pushn(char ***l, const char *s, size_t len) {
         return 0;
 }
 
-int strv_push(char ***l, const char *s) {
+int strv_push(char ***l, const char *s)
+{
         return strv_pushn(l, s, strlen(s));
 }
 
-bool strv_contains(char *const *l, const char *s) {
+bool strv_contains(char *const *l, const char *s)
+{
         for (size_t i = 0; l && l[i]; i++)
                 if (streq(l[i], s))
                         return true;
         return false;
 }
 
-int strv_split_words(const char *s, char ***ret) {
+int strv_split_words(const char *s, char ***ret)
+{
         _cleanup_(strv_freep) char **l = calloc(1, sizeof(char *));
         int r;
 
@@ -77,28 +83,31 @@ typedef struct LineIter {
 } LineIter;
 
 /* Yields the next line (without '\n'); false at the end. */
-static bool line_next(LineIter *it, const char **ret_line, size_t *ret_len) {
+static bool line_next(LineIter *it, const char **ret_line, size_t *ret_len)
+{
         const char *nl;
 
         if (it->p >= it->end)
                 return false;
-        nl = memchr(it->p, '\n', (size_t) (it->end - it->p));
+        nl = memchr(it->p, '\n', (size_t)(it->end - it->p));
         *ret_line = it->p;
-        *ret_len = (size_t) ((nl ? nl : it->end) - it->p);
+        *ret_len = (size_t)((nl ? nl : it->end) - it->p);
         it->p = nl ? nl + 1 : it->end;
         return true;
 }
 
-static void trim_span(const char **s, size_t *len) {
-        while (*len > 0 && isspace((unsigned char) (*s)[0])) {
+static void trim_span(const char **s, size_t *len)
+{
+        while (*len > 0 && isspace((unsigned char)(*s)[0])) {
                 (*s)++;
                 (*len)--;
         }
-        while (*len > 0 && isspace((unsigned char) (*s)[*len - 1]))
+        while (*len > 0 && isspace((unsigned char)(*s)[*len - 1]))
                 (*len)--;
 }
 
-static bool span_eq(const char *s, size_t len, const char *z) {
+static bool span_eq(const char *s, size_t len, const char *z)
+{
         return strlen(z) == len && memcmp(s, z, len) == 0;
 }
 
@@ -109,7 +118,8 @@ typedef struct Buf {
         bool oom;
 } Buf;
 
-static void buf_add(Buf *b, const void *p, size_t n) {
+static void buf_add(Buf *b, const void *p, size_t n)
+{
         if (b->oom)
                 return;
         if (b->size + n + 1 > b->alloc) {
@@ -127,15 +137,18 @@ static void buf_add(Buf *b, const void *p, size_t n) {
         b->data[b->size] = '\0';
 }
 
-static void buf_adds(Buf *b, const char *s) {
+static void buf_adds(Buf *b, const char *s)
+{
         buf_add(b, s, strlen(s));
 }
 
-static void buf_done(Buf *b) {
+static void buf_done(Buf *b)
+{
         b->data = mfree(b->data);
 }
 
-static int buf_finish(Buf *b, char **ret) {
+static int buf_finish(Buf *b, char **ret)
+{
         if (b->oom) {
                 b->data = mfree(b->data);
                 return -ENOMEM;
@@ -152,14 +165,15 @@ static int buf_finish(Buf *b, char **ret) {
 /* ---- passwd / group ---- */
 
 /* Splits a passwd/group line into fields on ':'; returns the count (at most max). */
-static size_t split_fields(const char *line, size_t len, const char **f, size_t *fl, size_t max) {
+static size_t split_fields(const char *line, size_t len, const char **f, size_t *fl, size_t max)
+{
         size_t n = 0;
         const char *p = line, *end = line + len;
 
         while (n < max) {
-                const char *c = memchr(p, ':', (size_t) (end - p));
+                const char *c = memchr(p, ':', (size_t)(end - p));
                 f[n] = p;
-                fl[n] = (size_t) ((c ? c : end) - p);
+                fl[n] = (size_t)((c ? c : end) - p);
                 n++;
                 if (!c)
                         break;
@@ -168,13 +182,15 @@ static size_t split_fields(const char *line, size_t len, const char **f, size_t 
         return n;
 }
 
-static bool line_is_user(const char *line, size_t len, const char *user) {
+static bool line_is_user(const char *line, size_t len, const char *user)
+{
         const char *c = memchr(line, ':', len);
-        return c && span_eq(line, (size_t) (c - line), user);
+        return c && span_eq(line, (size_t)(c - line), user);
 }
 
-int passwd_get_shell(const char *text, size_t size, const char *user, char **ret_shell) {
-        LineIter it = { text, text + size };
+int passwd_get_shell(const char *text, size_t size, const char *user, char **ret_shell)
+{
+        LineIter it = {text, text + size};
         const char *line;
         size_t len;
 
@@ -196,8 +212,9 @@ int passwd_get_shell(const char *text, size_t size, const char *user, char **ret
         return 0;
 }
 
-int passwd_set_shell(const char *text, size_t size, const char *user, const char *shell, char **ret_text) {
-        LineIter it = { text, text + size };
+int passwd_set_shell(const char *text, size_t size, const char *user, const char *shell, char **ret_text)
+{
+        LineIter it = {text, text + size};
         const char *line;
         size_t len;
         Buf b = {};
@@ -213,16 +230,17 @@ int passwd_set_shell(const char *text, size_t size, const char *user, const char
                 if (split_fields(line, len, f, fl, 8) != 7)
                         return -EBADMSG;
                 /* Everything up to the shell field, the new shell, then the rest of the text as it was. */
-                buf_add(&b, text, (size_t) (f[6] - text));
+                buf_add(&b, text, (size_t)(f[6] - text));
                 buf_adds(&b, shell);
-                buf_add(&b, f[6] + fl[6], (size_t) (text + size - (f[6] + fl[6])));
+                buf_add(&b, f[6] + fl[6], (size_t)(text + size - (f[6] + fl[6])));
                 return buf_finish(&b, ret_text);
         }
         return -ENOENT;
 }
 
-bool group_has_member(const char *text, size_t size, const char *group, const char *user) {
-        LineIter it = { text, text + size };
+bool group_has_member(const char *text, size_t size, const char *group, const char *user)
+{
+        LineIter it = {text, text + size};
         const char *line;
         size_t len;
 
@@ -237,9 +255,9 @@ bool group_has_member(const char *text, size_t size, const char *group, const ch
                 p = f[3];
                 end = f[3] + fl[3];
                 while (p < end) {
-                        const char *c = memchr(p, ',', (size_t) (end - p));
+                        const char *c = memchr(p, ',', (size_t)(end - p));
                         const char *s = p;
-                        size_t l = (size_t) ((c ? c : end) - p);
+                        size_t l = (size_t)((c ? c : end) - p);
                         trim_span(&s, &l);
                         if (span_eq(s, l, user))
                                 return true;
@@ -251,24 +269,28 @@ bool group_has_member(const char *text, size_t size, const char *group, const ch
 
 /* ---- sudoers ---- */
 
-void sudoers_line_done(SudoersLine *l) {
+void sudoers_line_done(SudoersLine *l)
+{
         l->users = strv_free(l->users);
 }
 
-static const char *skip_ws(const char *p) {
+static const char *skip_ws(const char *p)
+{
         while (*p == ' ' || *p == '\t')
                 p++;
         return p;
 }
 
-static bool word_at(const char *p, const char *w) {
+static bool word_at(const char *p, const char *w)
+{
         size_t n = strlen(w);
-        return strncmp(p, w, n) == 0 && !isalnum((unsigned char) p[n]) && p[n] != '_';
+        return strncmp(p, w, n) == 0 && !isalnum((unsigned char)p[n]) && p[n] != '_';
 }
 
-int sudoers_line_parse(const char *line, SudoersLine *ret) {
-        static const char *const aliases[] = { "User_Alias", "Runas_Alias", "Host_Alias", "Cmnd_Alias",
-                                               "Cmd_Alias" };
+int sudoers_line_parse(const char *line, SudoersLine *ret)
+{
+        static const char *const aliases[] = {"User_Alias", "Runas_Alias", "Host_Alias", "Cmnd_Alias",
+                                              "Cmd_Alias"};
         _cleanup_(strv_freep) char **users = calloc(1, sizeof(char *));
         const char *p = skip_ws(line), *eq;
         bool nopasswd = false, passwd = true;
@@ -277,26 +299,26 @@ int sudoers_line_parse(const char *line, SudoersLine *ret) {
         if (!users)
                 return -ENOMEM;
         if (*p == '\0' || *p == '\n') {
-                *ret = (SudoersLine){ .type = SUDOERS_LINE_EMPTY };
+                *ret = (SudoersLine){.type = SUDOERS_LINE_EMPTY};
                 return 0;
         }
         if (word_at(p, "#include") || word_at(p, "#includedir") || word_at(p, "@include") ||
             word_at(p, "@includedir")) {
-                *ret = (SudoersLine){ .type = SUDOERS_LINE_INCLUDE };
+                *ret = (SudoersLine){.type = SUDOERS_LINE_INCLUDE};
                 return 0;
         }
         /* "#123" is a uid in a user list; any other '#' starts a comment. */
-        if (*p == '#' && !isdigit((unsigned char) p[1])) {
-                *ret = (SudoersLine){ .type = SUDOERS_LINE_EMPTY };
+        if (*p == '#' && !isdigit((unsigned char)p[1])) {
+                *ret = (SudoersLine){.type = SUDOERS_LINE_EMPTY};
                 return 0;
         }
         if (startswith(p, "Defaults") && (p[8] == '\0' || strchr(" \t:@>!", p[8]))) {
-                *ret = (SudoersLine){ .type = SUDOERS_LINE_DEFAULTS };
+                *ret = (SudoersLine){.type = SUDOERS_LINE_DEFAULTS};
                 return 0;
         }
         for (size_t i = 0; i < ELEMENTSOF(aliases); i++)
                 if (word_at(p, aliases[i])) {
-                        *ret = (SudoersLine){ .type = SUDOERS_LINE_ALIAS };
+                        *ret = (SudoersLine){.type = SUDOERS_LINE_ALIAS};
                         return 0;
                 }
 
@@ -331,7 +353,7 @@ int sudoers_line_parse(const char *line, SudoersLine *ret) {
         /* Tags: upper-case words followed by ':' (NOPASSWD:, SETENV:, ...). */
         for (;;) {
                 size_t n = 0;
-                while (isupper((unsigned char) p[n]) || p[n] == '_')
+                while (isupper((unsigned char)p[n]) || p[n] == '_')
                         n++;
                 if (n == 0 || p[n] != ':')
                         break;
@@ -345,15 +367,17 @@ int sudoers_line_parse(const char *line, SudoersLine *ret) {
                 p = skip_ws(p + n + 1);
         }
         *ret = (SudoersLine){
-                .type = SUDOERS_LINE_USER_SPEC,
-                .users = TAKE_PTR(users),
-                .nopasswd = nopasswd,
-                .passwd = passwd,
+            .type = SUDOERS_LINE_USER_SPEC,
+            .users = TAKE_PTR(users),
+            .nopasswd = nopasswd,
+            .passwd = passwd,
         };
         return 0;
 }
 
-static bool sudoers_user_matches(char *const *users, const char *user, const char *group_text, size_t group_size) {
+static bool sudoers_user_matches(char *const *users, const char *user, const char *group_text,
+                                 size_t group_size)
+{
         bool match = false;
 
         for (size_t i = 0; users && users[i]; i++) {
@@ -371,8 +395,9 @@ static bool sudoers_user_matches(char *const *users, const char *user, const cha
 }
 
 SudoersMatch sudoers_last_match(const char *text, size_t size, const char *user, const char *group_text,
-                                size_t group_size, bool after_include) {
-        LineIter it = { text, text + size };
+                                size_t group_size, bool after_include)
+{
+        LineIter it = {text, text + size};
         SudoersMatch m = SUDOERS_MATCH_NONE;
         bool seen_include = false;
         const char *line;
@@ -406,14 +431,16 @@ SudoersMatch sudoers_last_match(const char *text, size_t size, const char *user,
         return m;
 }
 
-bool sudoers_dropin_name_is_read(const char *name) {
+bool sudoers_dropin_name_is_read(const char *name)
+{
         return !isempty(name) && !strchr(name, '.') && !endswith(name, "~");
 }
 
 /* ---- unit files ---- */
 
-int unit_file_get(const char *text, size_t size, const char *section, const char *key, char **ret_value) {
-        LineIter it = { text, text + size };
+int unit_file_get(const char *text, size_t size, const char *section, const char *key, char **ret_value)
+{
+        LineIter it = {text, text + size};
         const char *line, *found = NULL;
         size_t len, found_len = 0;
         bool in_section = false;
@@ -435,12 +462,12 @@ int unit_file_get(const char *text, size_t size, const char *section, const char
                 if (!eq)
                         continue;
                 k = line;
-                kl = (size_t) (eq - line);
+                kl = (size_t)(eq - line);
                 trim_span(&k, &kl);
                 if (!span_eq(k, kl, key))
                         continue;
                 v = eq + 1;
-                vl = (size_t) (line + len - v);
+                vl = (size_t)(line + len - v);
                 trim_span(&v, &vl);
                 found = v;
                 found_len = vl;
@@ -453,7 +480,8 @@ int unit_file_get(const char *text, size_t size, const char *section, const char
 
 /* ---- sysctl.d ---- */
 
-static bool sysctl_key_eq(const char *a, size_t al, const char *b) {
+static bool sysctl_key_eq(const char *a, size_t al, const char *b)
+{
         if (al != strlen(b))
                 return false;
         for (size_t i = 0; i < al; i++) {
@@ -464,8 +492,9 @@ static bool sysctl_key_eq(const char *a, size_t al, const char *b) {
         return true;
 }
 
-int sysctl_file_get(const char *text, size_t size, const char *key, char **ret_value) {
-        LineIter it = { text, text + size };
+int sysctl_file_get(const char *text, size_t size, const char *key, char **ret_value)
+{
+        LineIter it = {text, text + size};
         const char *line, *found = NULL;
         size_t len, found_len = 0;
 
@@ -480,7 +509,7 @@ int sysctl_file_get(const char *text, size_t size, const char *key, char **ret_v
                 if (!eq)
                         continue;
                 k = line;
-                kl = (size_t) (eq - line);
+                kl = (size_t)(eq - line);
                 if (kl > 0 && k[0] == '-') {
                         k++;
                         kl--;
@@ -489,7 +518,7 @@ int sysctl_file_get(const char *text, size_t size, const char *key, char **ret_v
                 if (!sysctl_key_eq(k, kl, key))
                         continue;
                 v = eq + 1;
-                vl = (size_t) (line + len - v);
+                vl = (size_t)(line + len - v);
                 trim_span(&v, &vl);
                 found = v;
                 found_len = vl;
@@ -502,9 +531,10 @@ int sysctl_file_get(const char *text, size_t size, const char *key, char **ret_v
 
 /* ---- grub.cfg ---- */
 
-int grub_linux_append_args(const char *text, size_t size, char ***ret_args) {
+int grub_linux_append_args(const char *text, size_t size, char ***ret_args)
+{
         _cleanup_(strv_freep) char **args = calloc(1, sizeof(char *));
-        LineIter it = { text, text + size };
+        LineIter it = {text, text + size};
         const char *line;
         size_t len;
         int r;
@@ -523,23 +553,23 @@ int grub_linux_append_args(const char *text, size_t size, char ***ret_args) {
                 if (v < end && (*v == '"' || *v == '\'')) {
                         const char *c;
                         q = *v++;
-                        c = memchr(v, q, (size_t) (end - v));
+                        c = memchr(v, q, (size_t)(end - v));
                         if (c)
                                 end = c;
                 }
                 while (v < end) {
                         const char *w;
-                        while (v < end && isspace((unsigned char) *v))
+                        while (v < end && isspace((unsigned char)*v))
                                 v++;
                         w = v;
-                        while (v < end && !isspace((unsigned char) *v))
+                        while (v < end && !isspace((unsigned char)*v))
                                 v++;
                         if (v == w)
                                 break;
-                        if (span_eq(w, (size_t) (v - w), "$linux_append") ||
-                            span_eq(w, (size_t) (v - w), "${linux_append}"))
+                        if (span_eq(w, (size_t)(v - w), "$linux_append") ||
+                            span_eq(w, (size_t)(v - w), "${linux_append}"))
                                 continue;
-                        r = strv_pushn(&args, w, (size_t) (v - w));
+                        r = strv_pushn(&args, w, (size_t)(v - w));
                         if (r < 0)
                                 return r;
                 }
@@ -548,11 +578,13 @@ int grub_linux_append_args(const char *text, size_t size, char ***ret_args) {
         return 0;
 }
 
-static size_t karg_key_len(const char *a) {
+static size_t karg_key_len(const char *a)
+{
         return strcspn(a, "=");
 }
 
-int kargs_missing(char *const *args, char *const *wanted, char ***ret_missing) {
+int kargs_missing(char *const *args, char *const *wanted, char ***ret_missing)
+{
         _cleanup_(strv_freep) char **missing = calloc(1, sizeof(char *));
         int r;
 
@@ -579,14 +611,16 @@ int kargs_missing(char *const *args, char *const *wanted, char ***ret_missing) {
 
 /* ---- selinux config ---- */
 
-static bool line_assigns(const char *line, size_t len, const char *key) {
+static bool line_assigns(const char *line, size_t len, const char *key)
+{
         size_t kl = strlen(key);
         trim_span(&line, &len);
         return len > kl && memcmp(line, key, kl) == 0 && line[kl] == '=';
 }
 
-int selinux_config_set(const char *text, size_t size, const char *mode, const char *type, char **ret_text) {
-        LineIter it = { text, text + size };
+int selinux_config_set(const char *text, size_t size, const char *mode, const char *type, char **ret_text)
+{
+        LineIter it = {text, text + size};
         bool have_mode = false, have_type = false;
         const char *line;
         size_t len;
@@ -623,8 +657,9 @@ int selinux_config_set(const char *text, size_t size, const char *mode, const ch
         return buf_finish(&b, ret_text);
 }
 
-int selinux_config_get(const char *text, size_t size, const char *key, char **ret_value) {
-        LineIter it = { text, text + size };
+int selinux_config_get(const char *text, size_t size, const char *key, char **ret_value)
+{
+        LineIter it = {text, text + size};
         const char *line;
         size_t len;
         char *v = NULL;
@@ -656,8 +691,9 @@ typedef struct Lines {
         bool no_final_newline;
 } Lines;
 
-static int lines_split(const char *text, size_t size, Lines *ret) {
-        LineIter it = { text, text + size };
+static int lines_split(const char *text, size_t size, Lines *ret)
+{
+        LineIter it = {text, text + size};
         const char *line;
         size_t len, n = 0;
 
@@ -679,21 +715,24 @@ static int lines_split(const char *text, size_t size, Lines *ret) {
         return 0;
 }
 
-static void lines_done(Lines *l) {
+static void lines_done(Lines *l)
+{
         free(l->p);
         free(l->len);
 }
 
-static bool lines_eq(const Lines *a, size_t i, const Lines *b, size_t j) {
+static bool lines_eq(const Lines *a, size_t i, const Lines *b, size_t j)
+{
         return a->len[i] == b->len[j] && memcmp(a->p[i], b->p[j], a->len[i]) == 0;
 }
 
 typedef struct DiffOp {
-        char kind; /* ' ', '-', '+' */
+        char kind;   /* ' ', '-', '+' */
         size_t a, b; /* line index in a (for ' ', '-') and b (for ' ', '+') */
 } DiffOp;
 
-static void diff_emit_line(Buf *out, char kind, const Lines *l, size_t i) {
+static void diff_emit_line(Buf *out, char kind, const Lines *l, size_t i)
+{
         buf_add(out, &kind, 1);
         buf_add(out, l->p[i], l->len[i]);
         buf_adds(out, "\n");
@@ -702,7 +741,8 @@ static void diff_emit_line(Buf *out, char kind, const Lines *l, size_t i) {
 }
 
 int unified_diff(const char *a, size_t a_size, const char *b, size_t b_size, const char *label_a,
-                 const char *label_b, char **ret) {
+                 const char *label_b, char **ret)
+{
         _cleanup_(lines_done) Lines la = {}, lb = {};
         _cleanup_free_ DiffOp *ops = NULL;
         _cleanup_free_ uint16_t *dp = NULL;
@@ -730,25 +770,25 @@ int unified_diff(const char *a, size_t a_size, const char *b, size_t b_size, con
                 /* dp[i][j] = length of the longest common subsequence of a[i..] and b[j..]. */
                 for (size_t i = n; i-- > 0;)
                         for (size_t j = m; j-- > 0;)
-                                dp[i * (m + 1) + j] = lines_eq(&la, i, &lb, j)
-                                                              ? dp[(i + 1) * (m + 1) + j + 1] + 1
-                                                              : MAX(dp[(i + 1) * (m + 1) + j],
-                                                                    dp[i * (m + 1) + j + 1]);
+                                dp[i * (m + 1) + j] =
+                                    lines_eq(&la, i, &lb, j)
+                                        ? dp[(i + 1) * (m + 1) + j + 1] + 1
+                                        : MAX(dp[(i + 1) * (m + 1) + j], dp[i * (m + 1) + j + 1]);
                 size_t i = 0, j = 0;
                 while (i < n || j < m) {
                         if (i < n && j < m && lines_eq(&la, i, &lb, j) &&
                             !(i + 1 == n && la.no_final_newline != (j + 1 == m && lb.no_final_newline)))
-                                ops[n_ops++] = (DiffOp){ ' ', i++, j++ };
+                                ops[n_ops++] = (DiffOp){' ', i++, j++};
                         else if (i < n && (j == m || dp[(i + 1) * (m + 1) + j] >= dp[i * (m + 1) + j + 1]))
-                                ops[n_ops++] = (DiffOp){ '-', i++, j };
+                                ops[n_ops++] = (DiffOp){'-', i++, j};
                         else
-                                ops[n_ops++] = (DiffOp){ '+', i, j++ };
+                                ops[n_ops++] = (DiffOp){'+', i, j++};
                 }
         } else {
                 for (size_t i = 0; i < n; i++)
-                        ops[n_ops++] = (DiffOp){ '-', i, 0 };
+                        ops[n_ops++] = (DiffOp){'-', i, 0};
                 for (size_t j = 0; j < m; j++)
-                        ops[n_ops++] = (DiffOp){ '+', n, j };
+                        ops[n_ops++] = (DiffOp){'+', n, j};
         }
 
         buf_adds(&out, "--- ");
@@ -790,8 +830,8 @@ int unified_diff(const char *a, size_t a_size, const char *b, size_t b_size, con
                         if (ops[q].kind != '-')
                                 bc++;
                 }
-                (void) snprintf(hdr, sizeof hdr, "@@ -%zu,%zu +%zu,%zu @@\n", ac ? a0 + 1 : a0, ac,
-                                bc ? b0 + 1 : b0, bc);
+                (void)snprintf(hdr, sizeof hdr, "@@ -%zu,%zu +%zu,%zu @@\n", ac ? a0 + 1 : a0, ac,
+                               bc ? b0 + 1 : b0, bc);
                 buf_adds(&out, hdr);
                 for (size_t q = start; q < end; q++) {
                         if (ops[q].kind == '+')

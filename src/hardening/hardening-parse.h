@@ -11,7 +11,7 @@
 char **strv_free(char **l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 size_t strv_length(char *const *l);
-int strv_push(char ***l, const char *s);      /* copies s */
+int strv_push(char ***l, const char *s); /* copies s */
 bool strv_contains(char *const *l, const char *s);
 /* Splits on whitespace and commas; empty input gives an empty vector. */
 int strv_split_words(const char *s, char ***ret);
@@ -41,9 +41,9 @@ typedef enum SudoersLineType {
 
 typedef struct SudoersLine {
         SudoersLineType type;
-        char **users;   /* user spec: the user list (names, %group, ALL, aliases), as written */
-        bool nopasswd;  /* user spec: the last tag on the (first) command is NOPASSWD */
-        bool passwd;    /* user spec: an explicit PASSWD tag, or no tag at all */
+        char **users;  /* user spec: the user list (names, %group, ALL, aliases), as written */
+        bool nopasswd; /* user spec: the last tag on the (first) command is NOPASSWD */
+        bool passwd;   /* user spec: an explicit PASSWD tag, or no tag at all */
 } SudoersLine;
 
 void sudoers_line_done(SudoersLine *l);

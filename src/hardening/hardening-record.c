@@ -5,15 +5,16 @@
 #include "hardening-record.h"
 #include "log.h"
 
-
-static void entry_done(RecordEntry *e) {
+static void entry_done(RecordEntry *e)
+{
         free(e->measure);
         free(e->path);
         node_done(&e->original);
         e->undo = strv_free(e->undo);
 }
 
-static int strv_copy(char *const *l, char ***ret) {
+static int strv_copy(char *const *l, char ***ret)
+{
         _cleanup_(strv_freep) char **c = NULL;
         int r;
 
@@ -33,12 +34,15 @@ static int strv_copy(char *const *l, char ***ret) {
         return 0;
 }
 
-static bool undo_valid(char *const *u) {
+static bool undo_valid(char *const *u)
+{
         size_t n = strv_length(u);
-        return !u || (n == 4 && streq(u[0], "passwd-shell")) || (n == 2 && streq(u[0], "remove-line") && !strchr(u[1], '\n'));
+        return !u || (n == 4 && streq(u[0], "passwd-shell")) ||
+               (n == 2 && streq(u[0], "remove-line") && !strchr(u[1], '\n'));
 }
 
-int record_undo_edit(const RecordEntry *e, const Node *current, char **ret_data) {
+int record_undo_edit(const RecordEntry *e, const Node *current, char **ret_data)
+{
         char *const *u = e->undo;
 
         if (!u || current->type != NODE_FILE)
@@ -52,14 +56,15 @@ int record_undo_edit(const RecordEntry *e, const Node *current, char **ret_data)
                 return r < 0 ? (r == -ENOMEM ? r : 0) : 1;
         }
         if (streq(u[0], "remove-line")) {
-                const char *line = u[1], *p = current->data, *end = current->data + current->size, *hit = NULL;
+                const char *line = u[1], *p = current->data, *end = current->data + current->size,
+                           *hit = NULL;
                 size_t l = strlen(line);
                 char *out;
 
                 /* The last occurrence of the whole line: that is the one apply appended. */
                 while (p < end) {
-                        const char *nl = memchr(p, '\n', (size_t) (end - p));
-                        size_t len = (size_t) ((nl ? nl : end) - p);
+                        const char *nl = memchr(p, '\n', (size_t)(end - p));
+                        size_t len = (size_t)((nl ? nl : end) - p);
                         if (len == l && memcmp(p, line, l) == 0)
                                 hit = p;
                         p = nl ? nl + 1 : end;
@@ -70,8 +75,8 @@ int record_undo_edit(const RecordEntry *e, const Node *current, char **ret_data)
                 out = malloc(current->size - cut + 1);
                 if (!out)
                         return -ENOMEM;
-                memcpy(out, current->data, (size_t) (hit - current->data));
-                memcpy(out + (hit - current->data), hit + cut, (size_t) (end - hit - cut));
+                memcpy(out, current->data, (size_t)(hit - current->data));
+                memcpy(out + (hit - current->data), hit + cut, (size_t)(end - hit - cut));
                 out[current->size - cut] = '\0';
                 *ret_data = out;
                 return 1;
@@ -79,7 +84,8 @@ int record_undo_edit(const RecordEntry *e, const Node *current, char **ret_data)
         return 0;
 }
 
-void record_done(Record *r) {
+void record_done(Record *r)
+{
         for (size_t i = 0; i < r->n_entries; i++)
                 entry_done(&r->entries[i]);
         r->entries = mfree(r->entries);
@@ -87,7 +93,8 @@ void record_done(Record *r) {
         r->created_dirs = strv_free(r->created_dirs);
 }
 
-int node_hash(const Node *n, char ret[SHA256_HEX_SIZE]) {
+int node_hash(const Node *n, char ret[SHA256_HEX_SIZE])
+{
         _cleanup_(sha256_freep) Sha256 *h = NULL;
         uint8_t d[SHA256_DIGEST_SIZE];
         char hdr[64];
@@ -96,8 +103,8 @@ int node_hash(const Node *n, char ret[SHA256_HEX_SIZE]) {
         r = sha256_new(&h);
         if (r < 0)
                 return r;
-        (void) snprintf(hdr, sizeof hdr, "%s %o\n", node_type_to_string(n->type),
-                        n->type == NODE_FILE ? (unsigned) (n->mode & 07777) : 0u);
+        (void)snprintf(hdr, sizeof hdr, "%s %o\n", node_type_to_string(n->type),
+                       n->type == NODE_FILE ? (unsigned)(n->mode & 07777) : 0u);
         r = sha256_update(h, hdr, strlen(hdr));
         if (r >= 0 && (n->type == NODE_FILE || n->type == NODE_SYMLINK))
                 r = sha256_update(h, n->data ?: "", n->size);
@@ -109,14 +116,16 @@ int node_hash(const Node *n, char ret[SHA256_HEX_SIZE]) {
         return 0;
 }
 
-RecordEntry *record_find(const Record *r, const char *path) {
+RecordEntry *record_find(const Record *r, const char *path)
+{
         for (size_t i = 0; i < r->n_entries; i++)
                 if (streq(r->entries[i].path, path))
                         return &r->entries[i];
         return NULL;
 }
 
-bool record_is_ours(const Record *r, const char *path, const Node *current) {
+bool record_is_ours(const Record *r, const char *path, const Node *current)
+{
         RecordEntry *e = record_find(r, path);
         char h[SHA256_HEX_SIZE];
 
@@ -124,7 +133,8 @@ bool record_is_ours(const Record *r, const char *path, const Node *current) {
 }
 
 int record_note(Record *r, const char *measure, const char *path, const Node *before, const Node *written,
-                char *const *undo) {
+                char *const *undo)
+{
         RecordEntry *e = record_find(r, path);
         char h[SHA256_HEX_SIZE];
         char **u = NULL;
@@ -174,23 +184,27 @@ int record_note(Record *r, const char *measure, const char *path, const Node *be
         return 0;
 }
 
-int record_forget(Record *r, const char *path) {
+int record_forget(Record *r, const char *path)
+{
         for (size_t i = 0; i < r->n_entries; i++)
                 if (streq(r->entries[i].path, path)) {
                         entry_done(&r->entries[i]);
-                        memmove(&r->entries[i], &r->entries[i + 1], (r->n_entries - i - 1) * sizeof(RecordEntry));
+                        memmove(&r->entries[i], &r->entries[i + 1],
+                                (r->n_entries - i - 1) * sizeof(RecordEntry));
                         r->n_entries--;
                         return 1;
                 }
         return 0;
 }
 
-static bool record_path_ok(const char *p) {
+static bool record_path_ok(const char *p)
+{
         return p[0] == '/' && strlen(p) < 1024 && !strstr(p, "/../") && !endswith(p, "/..") &&
                !strstr(p, "//") && !strchr(p, '\n');
 }
 
-int record_parse(const char *text, size_t size, Record *ret) {
+int record_parse(const char *text, size_t size, Record *ret)
+{
         _cleanup_(json_decrefp) json_t *root = NULL;
         Record rec = {};
         json_error_t err;
@@ -200,13 +214,15 @@ int record_parse(const char *text, size_t size, Record *ret) {
 
         root = json_loadb(text, size, JSON_REJECT_DUPLICATES, &err);
         if (!root)
-                return log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "Hardening record is not valid JSON: %s (line %d).",
-                                       err.text, err.line);
+                return log_error_errno(SYNTHETIC_ERRNO(EBADMSG),
+                                       "Hardening record is not valid JSON: %s (line %d).", err.text,
+                                       err.line);
         entries = json_object_get(root, "entries");
         dirs = json_object_get(root, "created_directories");
         if (!json_is_object(root) || !json_is_array(entries) || (dirs && !json_is_array(dirs)))
-                return log_error_errno(SYNTHETIC_ERRNO(EBADMSG),
-                                       "Hardening record lacks the \"entries\" array or has a bad \"created_directories\".");
+                return log_error_errno(
+                    SYNTHETIC_ERRNO(EBADMSG),
+                    "Hardening record lacks the \"entries\" array or has a bad \"created_directories\".");
         if (json_array_size(entries) > RECORD_ENTRIES_MAX)
                 return log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "Hardening record has too many entries.");
         rec.created_dirs = calloc(1, sizeof(char *));
@@ -215,7 +231,7 @@ int record_parse(const char *text, size_t size, Record *ret) {
                 record_done(&rec);
                 return -ENOMEM;
         }
-        json_array_foreach(entries, i, v) {
+        json_array_foreach (entries, i, v) {
                 const char *measure = json_string_value(json_object_get(v, "measure"));
                 const char *path = json_string_value(json_object_get(v, "path"));
                 const char *written = json_string_value(json_object_get(v, "written_sha256"));
@@ -233,13 +249,15 @@ int record_parse(const char *text, size_t size, Record *ret) {
                 if (!measure || !path || !written || !json_is_object(orig) || !record_path_ok(path) ||
                     strlen(written) != SHA256_HEX_SIZE - 1 || hex_decode(written, hb, sizeof hb) < 0 ||
                     !(t == NODE_ABSENT || t == NODE_FILE || t == NODE_SYMLINK) ||
-                    (t != NODE_ABSENT && (!json_is_integer(mode) || !json_is_integer(uid) ||
-                                          !json_is_integer(gid) || !data)) ||
-                    (t != NODE_ABSENT && (json_integer_value(mode) < 0 || json_integer_value(mode) > 07777 ||
-                                          json_integer_value(uid) < 0 || json_integer_value(uid) > UINT32_MAX - 1 ||
-                                          json_integer_value(gid) < 0 || json_integer_value(gid) > UINT32_MAX - 1)) ||
+                    (t != NODE_ABSENT &&
+                     (!json_is_integer(mode) || !json_is_integer(uid) || !json_is_integer(gid) || !data)) ||
+                    (t != NODE_ABSENT &&
+                     (json_integer_value(mode) < 0 || json_integer_value(mode) > 07777 ||
+                      json_integer_value(uid) < 0 || json_integer_value(uid) > UINT32_MAX - 1 ||
+                      json_integer_value(gid) < 0 || json_integer_value(gid) > UINT32_MAX - 1)) ||
                     record_find(&rec, path)) {
-                        r = log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "Hardening record entry %zu is malformed.", i);
+                        r = log_error_errno(SYNTHETIC_ERRNO(EBADMSG),
+                                            "Hardening record entry %zu is malformed.", i);
                         break;
                 }
                 e->measure = strdup(measure);
@@ -252,7 +270,8 @@ int record_parse(const char *text, size_t size, Record *ret) {
                         break;
                 }
                 if (undo && (!json_is_array(undo) || json_array_size(undo) > 8)) {
-                        r = log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "Hardening record entry %zu has a bad undo hint.", i);
+                        r = log_error_errno(SYNTHETIC_ERRNO(EBADMSG),
+                                            "Hardening record entry %zu has a bad undo hint.", i);
                         break;
                 }
                 if (undo) {
@@ -262,7 +281,7 @@ int record_parse(const char *text, size_t size, Record *ret) {
                                 break;
                         }
                 }
-                json_array_foreach(undo, ui, x) {
+                json_array_foreach (undo, ui, x) {
                         if (!json_is_string(x)) {
                                 r = -EBADMSG;
                                 break;
@@ -280,29 +299,31 @@ int record_parse(const char *text, size_t size, Record *ret) {
                 if (t != NODE_ABSENT) {
                         size_t l = strlen(data);
                         ssize_t n;
-                        e->original.mode = (mode_t) json_integer_value(mode);
-                        e->original.uid = (uid_t) json_integer_value(uid);
-                        e->original.gid = (gid_t) json_integer_value(gid);
+                        e->original.mode = (mode_t)json_integer_value(mode);
+                        e->original.uid = (uid_t)json_integer_value(uid);
+                        e->original.gid = (gid_t)json_integer_value(gid);
                         e->original.data = malloc(l / 4 * 3 + 4);
                         if (!e->original.data) {
                                 r = -ENOMEM;
                                 break;
                         }
-                        n = base64_decode(data, (uint8_t *) e->original.data, l / 4 * 3 + 3);
-                        if (n < 0 || (t == NODE_SYMLINK && (n == 0 || memchr(e->original.data, 0, (size_t) n)))) {
+                        n = base64_decode(data, (uint8_t *)e->original.data, l / 4 * 3 + 3);
+                        if (n < 0 ||
+                            (t == NODE_SYMLINK && (n == 0 || memchr(e->original.data, 0, (size_t)n)))) {
                                 r = log_error_errno(SYNTHETIC_ERRNO(EBADMSG),
                                                     "Hardening record entry %zu has bad contents.", i);
                                 break;
                         }
                         e->original.data[n] = '\0';
-                        e->original.size = (size_t) n;
+                        e->original.size = (size_t)n;
                 }
         }
-        json_array_foreach(dirs, i, v) {
+        json_array_foreach (dirs, i, v) {
                 if (r < 0)
                         break;
                 if (!json_is_string(v) || !record_path_ok(json_string_value(v))) {
-                        r = log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "Hardening record has a bad directory entry.");
+                        r = log_error_errno(SYNTHETIC_ERRNO(EBADMSG),
+                                            "Hardening record has a bad directory entry.");
                         break;
                 }
                 r = strv_push(&rec.created_dirs, json_string_value(v));
@@ -316,7 +337,8 @@ int record_parse(const char *text, size_t size, Record *ret) {
         return 0;
 }
 
-int record_format(const Record *r, char **ret) {
+int record_format(const Record *r, char **ret)
+{
         _cleanup_(json_decrefp) json_t *root = json_object(), *entries = json_array(), *dirs = json_array();
         char *s;
 
@@ -333,7 +355,7 @@ int record_format(const Record *r, char **ret) {
                                 json_decref(orig);
                                 return -ENOMEM;
                         }
-                        base64_encode((const uint8_t *) (e->original.data ?: ""), e->original.size, b64);
+                        base64_encode((const uint8_t *)(e->original.data ?: ""), e->original.size, b64);
                         if (json_object_set_new(orig, "mode", json_integer(e->original.mode)) < 0 ||
                             json_object_set_new(orig, "uid", json_integer(e->original.uid)) < 0 ||
                             json_object_set_new(orig, "gid", json_integer(e->original.gid)) < 0 ||
@@ -342,8 +364,8 @@ int record_format(const Record *r, char **ret) {
                                 return -ENOMEM;
                         }
                 }
-                json_t *ej = json_pack("{s:s,s:s,s:o,s:s}", "measure", e->measure, "path", e->path, "original", orig,
-                                       "written_sha256", e->written);
+                json_t *ej = json_pack("{s:s,s:s,s:o,s:s}", "measure", e->measure, "path", e->path,
+                                       "original", orig, "written_sha256", e->written);
                 if (!ej || json_array_append_new(entries, ej) < 0)
                         return -ENOMEM;
                 if (e->undo) {
@@ -359,7 +381,8 @@ int record_format(const Record *r, char **ret) {
                 if (json_array_append_new(dirs, json_string(r->created_dirs[i])) < 0)
                         return -ENOMEM;
         if (json_object_set_new(root, "version", json_integer(1)) < 0 ||
-            json_object_set(root, "entries", entries) < 0 || json_object_set(root, "created_directories", dirs) < 0)
+            json_object_set(root, "entries", entries) < 0 ||
+            json_object_set(root, "created_directories", dirs) < 0)
                 return -ENOMEM;
         s = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
         if (!s)
@@ -368,7 +391,8 @@ int record_format(const Record *r, char **ret) {
         return 0;
 }
 
-int record_load(int rootfd, Record *ret) {
+int record_load(int rootfd, Record *ret)
+{
         Node n = {};
         int r;
 
@@ -390,9 +414,10 @@ int record_load(int rootfd, Record *ret) {
         return r;
 }
 
-int record_save(int rootfd, Record *rec) {
+int record_save(int rootfd, Record *rec)
+{
         _cleanup_free_ char *text = NULL;
-        Node n = { .type = NODE_FILE, .mode = 0600 };
+        Node n = {.type = NODE_FILE, .mode = 0600};
         int r;
 
         r = root_mkdir_parents(rootfd, RECORD_PATH, &rec->created_dirs);
@@ -410,12 +435,14 @@ int record_save(int rootfd, Record *rec) {
         return 0;
 }
 
-static int cmp_depth_desc(const void *a, const void *b) {
-        return strcmp(*(char *const *) b, *(char *const *) a);
+static int cmp_depth_desc(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)b, *(char *const *)a);
 }
 
-int record_remove(int rootfd, Record *rec) {
-        Node absent = { .type = NODE_ABSENT };
+int record_remove(int rootfd, Record *rec)
+{
+        Node absent = {.type = NODE_ABSENT};
         size_t n = strv_length(rec->created_dirs);
         int r;
 

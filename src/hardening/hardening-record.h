@@ -8,8 +8,8 @@
 #include "hardening-fs.h"
 #include "hash.h"
 
-#define RECORD_DIR "/var/lib/switchyard/hardening"
-#define RECORD_PATH RECORD_DIR "/record.json"
+#define RECORD_DIR         "/var/lib/switchyard/hardening"
+#define RECORD_PATH        RECORD_DIR "/record.json"
 #define RECORD_ENTRIES_MAX 256
 
 typedef struct RecordEntry {

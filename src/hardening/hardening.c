@@ -8,7 +8,6 @@
 #include "hardening-varlink.h"
 #include "log.h"
 
-
 static const char *arg_root = "/";
 static const char *arg_profile = NULL;
 static const char *arg_butane_version = "1.1.0";
@@ -17,7 +16,8 @@ static bool arg_dry_run = false;
 static bool arg_json = false;
 static bool arg_reload = false;
 
-static void help(void) {
+static void help(void)
+{
         printf("%s [OPTIONS] COMMAND [MEASURE...]\n\n"
                "Apply, audit and revert the host hardening profile (Flatcar's hardening guide).\n\n"
                "Commands:\n"
@@ -41,7 +41,8 @@ static void help(void) {
                program_invocation_short_name);
 }
 
-static int parse_argv(int argc, char *argv[]) {
+static int parse_argv(int argc, char *argv[])
+{
         enum {
                 ARG_VERSION = 0x100,
                 ARG_ROOT,
@@ -53,16 +54,16 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_LISTEN,
         };
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "root", required_argument, NULL, ARG_ROOT },
-                { "profile", required_argument, NULL, ARG_PROFILE },
-                { "dry-run", no_argument, NULL, ARG_DRY_RUN },
-                { "json", no_argument, NULL, ARG_JSON },
-                { "butane-version", required_argument, NULL, ARG_BUTANE_VERSION },
-                { "reload", no_argument, NULL, ARG_RELOAD },
-                { "listen", required_argument, NULL, ARG_LISTEN },
-                {},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, ARG_VERSION},
+            {"root", required_argument, NULL, ARG_ROOT},
+            {"profile", required_argument, NULL, ARG_PROFILE},
+            {"dry-run", no_argument, NULL, ARG_DRY_RUN},
+            {"json", no_argument, NULL, ARG_JSON},
+            {"butane-version", required_argument, NULL, ARG_BUTANE_VERSION},
+            {"reload", no_argument, NULL, ARG_RELOAD},
+            {"listen", required_argument, NULL, ARG_LISTEN},
+            {},
         };
         int c;
 
@@ -80,7 +81,8 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_PROFILE:
                         if (profile_from_string(optarg) < 0)
                                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
-                                                       "Unknown profile \"%s\" (expected guide or strict).", optarg);
+                                                       "Unknown profile \"%s\" (expected guide or strict).",
+                                                       optarg);
                         arg_profile = optarg;
                         break;
                 case ARG_DRY_RUN:
@@ -91,9 +93,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_BUTANE_VERSION:
                         if (!streq(optarg, "1.0.0") && !streq(optarg, "1.1.0"))
-                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
-                                                       "Unsupported Butane version \"%s\" (expected 1.0.0 or 1.1.0).",
-                                                       optarg);
+                                return log_error_errno(
+                                    SYNTHETIC_ERRNO(EINVAL),
+                                    "Unsupported Butane version \"%s\" (expected 1.0.0 or 1.1.0).", optarg);
                         arg_butane_version = optarg;
                         break;
                 case ARG_RELOAD:
@@ -112,7 +114,8 @@ static int parse_argv(int argc, char *argv[]) {
 
 /* PID 1 loaded the units before we masked or dropped in anything: have it read them again. Uses the
  * private socket, which works before dbus.service is up. */
-static int daemon_reload(void) {
+static int daemon_reload(void)
+{
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
@@ -132,11 +135,13 @@ static int daemon_reload(void) {
         return r;
 }
 
-static int outcome_to_exit(Outcome o) {
+static int outcome_to_exit(Outcome o)
+{
         return o == OUTCOME_OK ? EXIT_SUCCESS : o == OUTCOME_ATTENTION ? 2 : EXIT_FAILURE;
 }
 
-static int print_report(const char *verb, json_t *report) {
+static int print_report(const char *verb, json_t *report)
+{
         if (arg_json) {
                 _cleanup_free_ char *s = json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
                 if (!s)
@@ -147,7 +152,8 @@ static int print_report(const char *verb, json_t *report) {
         return 0;
 }
 
-static int run(int argc, char *argv[]) {
+static int run(int argc, char *argv[])
+{
         _cleanup_(json_decrefp) json_t *report = NULL;
         _cleanup_close_ int rootfd = -EBADF;
         _cleanup_(strv_freep) char **names = NULL;
@@ -160,7 +166,8 @@ static int run(int argc, char *argv[]) {
         if (r <= 0)
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         if (optind >= argc)
-                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Missing command (audit, apply, revert, butane, list, varlink)."),
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                       "Missing command (audit, apply, revert, butane, list, varlink)."),
                        EXIT_FAILURE;
         verb = argv[optind];
         names = calloc(1, sizeof(char *));
@@ -174,15 +181,17 @@ static int run(int argc, char *argv[]) {
                 _cleanup_(json_decrefp) json_t *list = json_array();
                 for (size_t i = 0; list && i < n_measures; i++) {
                         if (!arg_json)
-                                printf("%-15s %-7s %s\n", measures[i].name, profile_to_string(measures[i].profile),
-                                       measures[i].description);
-                        else if (json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "name", measures[i].name,
-                                                                       "profile", profile_to_string(measures[i].profile),
-                                                                       "description", measures[i].description)) < 0)
+                                printf("%-15s %-7s %s\n", measures[i].name,
+                                       profile_to_string(measures[i].profile), measures[i].description);
+                        else if (json_array_append_new(
+                                     list, json_pack("{s:s,s:s,s:s}", "name", measures[i].name, "profile",
+                                                     profile_to_string(measures[i].profile), "description",
+                                                     measures[i].description)) < 0)
                                 return log_oom(), EXIT_FAILURE;
                 }
                 if (arg_json) {
-                        _cleanup_free_ char *txt = list ? json_dumps(list, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+                        _cleanup_free_ char *txt =
+                            list ? json_dumps(list, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
                         if (!txt)
                                 return log_oom(), EXIT_FAILURE;
                         puts(txt);
@@ -197,16 +206,20 @@ static int run(int argc, char *argv[]) {
                        EXIT_FAILURE;
 #endif
         }
-        if (!streq(verb, "audit") && !streq(verb, "apply") && !streq(verb, "revert") && !streq(verb, "butane"))
-                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown command \"%s\".", verb), EXIT_FAILURE;
+        if (!streq(verb, "audit") && !streq(verb, "apply") && !streq(verb, "revert") &&
+            !streq(verb, "butane"))
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown command \"%s\".", verb),
+                       EXIT_FAILURE;
         if (arg_dry_run && !streq(verb, "apply") && !streq(verb, "revert"))
-                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--dry-run works with apply and revert only."),
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                       "--dry-run works with apply and revert only."),
                        EXIT_FAILURE;
 
         if (streq(verb, "revert")) {
                 for (size_t i = 0; names[i]; i++)
                         if (!measure_find(names[i]))
-                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown measure \"%s\".", names[i]),
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown measure \"%s\".",
+                                                       names[i]),
                                        EXIT_FAILURE;
         } else {
                 r = hardening_load_settings(arg_root, arg_profile, names, &settings);
@@ -240,15 +253,16 @@ static int run(int argc, char *argv[]) {
         json_object_set_new(report, "root", json_string(arg_root));
         print_report(verb, report);
         if (arg_reload && json_is_true(json_object_get(report, "changed")) && streq(arg_root, "/"))
-                (void) daemon_reload();
+                (void)daemon_reload();
         if (outcome != OUTCOME_OK)
-                log_error("%s", streq(verb, "audit")        ? "Not compliant."
+                log_error("%s", streq(verb, "audit")       ? "Not compliant."
                                 : outcome == OUTCOME_ERROR ? "Some changes failed."
                                                            : "Conflicts left some measures undone.");
         return outcome_to_exit(outcome);
 }
 
-int main(int argc, char *argv[]) {
+int main(int argc, char *argv[])
+{
         log_setup(argv[0]);
         return run(argc, argv);
 }

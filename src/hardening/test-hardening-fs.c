@@ -12,7 +12,8 @@
 static char tmpl[] = "/tmp/test-hardening-fs.XXXXXX";
 static char outside[] = "/tmp/test-hardening-out.XXXXXX";
 
-static int setup(void **state) {
+static int setup(void **state)
+{
         char p[PATH_MAX];
 
         assert_non_null(mkdtemp(tmpl));
@@ -29,13 +30,15 @@ static int setup(void **state) {
         return 0;
 }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
         char cmd[PATH_MAX * 2 + 16];
         snprintf(cmd, sizeof cmd, "rm -rf %s %s", tmpl, outside);
         return system(cmd) == 0 ? 0 : -1;
 }
 
-static void test_read_node(void **state) {
+static void test_read_node(void **state)
+{
         int rootfd;
         Node n = {};
 
@@ -57,7 +60,8 @@ static void test_read_node(void **state) {
         close(rootfd);
 }
 
-static void test_write_never_follows(void **state) {
+static void test_write_never_follows(void **state)
+{
         _cleanup_(strv_freep) char **created = calloc(1, sizeof(char *));
         char *comp = NULL, *target = NULL;
         Node n = {}, r = {};
@@ -96,17 +100,19 @@ static void test_write_never_follows(void **state) {
         assert_int_equal(root_rmdir(rootfd, "/var"), 0);
 
         node_done(&n);
-        n = (Node){ .type = NODE_ABSENT };
+        n = (Node){.type = NODE_ABSENT};
         assert_int_equal(root_write_node(rootfd, "/etc/link", &n), 0);
         assert_int_equal(root_read_node(rootfd, "/etc/link", &r), 0);
         assert_int_equal(r.type, NODE_ABSENT);
         close(rootfd);
 }
 
-static void test_resolve_lexically(void **state) {
+static void test_resolve_lexically(void **state)
+{
         char *r = NULL;
 
-        assert_int_equal(symlink_resolve_lexically("/etc/selinux/config", "../../usr/lib/selinux/config", &r), 0);
+        assert_int_equal(
+            symlink_resolve_lexically("/etc/selinux/config", "../../usr/lib/selinux/config", &r), 0);
         assert_string_equal(r, "/usr/lib/selinux/config");
         free(r);
         assert_int_equal(symlink_resolve_lexically("/etc/selinux/config", "/usr/x/./y", &r), 0);
@@ -115,7 +121,8 @@ static void test_resolve_lexically(void **state) {
         assert_int_equal(symlink_resolve_lexically("/etc/selinux/config", "../../../outside", &r), -EXDEV);
 }
 
-static void test_record_round_trip(void **state) {
+static void test_record_round_trip(void **state)
+{
         Record rec = {}, again = {};
         Node orig = {}, written = {};
         char *text = NULL;
@@ -147,18 +154,22 @@ static void test_record_round_trip(void **state) {
         assert_int_equal(record_parse("{\"entries\": 5}", 14, &again), -EBADMSG);
 }
 
-static int set_text(Node *n, const char *t) {
+static int set_text(Node *n, const char *t)
+{
         return node_set_file(n, t, strlen(t), 0644);
 }
 
-static void test_undo_edit(void **state) {
-        char *shell_undo[] = { (char *) "passwd-shell", (char *) "core", (char *) "/bin/bash", (char *) "/sbin/nologin", NULL };
-        char *line_undo[] = { (char *) "remove-line", (char *) "set x=\"1\"", NULL };
-        RecordEntry e = { .undo = shell_undo };
+static void test_undo_edit(void **state)
+{
+        char *shell_undo[] = {(char *)"passwd-shell", (char *)"core", (char *)"/bin/bash",
+                              (char *)"/sbin/nologin", NULL};
+        char *line_undo[] = {(char *)"remove-line", (char *)"set x=\"1\"", NULL};
+        RecordEntry e = {.undo = shell_undo};
         Node cur = {};
         char *out = NULL;
 
-        assert_int_equal(set_text(&cur, "a:x:1:1::/:/bin/sh\ncore:x:500:500::/home/core:/sbin/nologin\n"), 0);
+        assert_int_equal(set_text(&cur, "a:x:1:1::/:/bin/sh\ncore:x:500:500::/home/core:/sbin/nologin\n"),
+                         0);
         assert_int_equal(record_undo_edit(&e, &cur, &out), 1);
         assert_string_equal(out, "a:x:1:1::/:/bin/sh\ncore:x:500:500::/home/core:/bin/bash\n");
         free(out);
@@ -178,7 +189,8 @@ static void test_undo_edit(void **state) {
         node_done(&cur);
 }
 
-static void test_without_openat2(void **state) {
+static void test_without_openat2(void **state)
+{
         char *data = NULL;
         size_t size;
         int rootfd;
@@ -196,14 +208,12 @@ static void test_without_openat2(void **state) {
         close(rootfd);
 }
 
-int main(void) {
+int main(void)
+{
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_read_node),
-                cmocka_unit_test(test_write_never_follows),
-                cmocka_unit_test(test_resolve_lexically),
-                cmocka_unit_test(test_record_round_trip),
-                cmocka_unit_test(test_undo_edit),
-                cmocka_unit_test(test_without_openat2),
+            cmocka_unit_test(test_read_node),         cmocka_unit_test(test_write_never_follows),
+            cmocka_unit_test(test_resolve_lexically), cmocka_unit_test(test_record_round_trip),
+            cmocka_unit_test(test_undo_edit),         cmocka_unit_test(test_without_openat2),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

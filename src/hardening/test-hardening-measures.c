@@ -5,14 +5,16 @@
 #include "hardening-parse.h"
 #include "log.h"
 
-static int load(const char *text, const char *profile, char **names, Settings *s) {
+static int load(const char *text, const char *profile, char **names, Settings *s)
+{
         _cleanup_(conf_freep) ConfFile *conf = NULL;
         assert_int_equal(conf_new(&conf), 0);
         assert_int_equal(conf_parse_into(conf, text, strlen(text), CONF_SYNTAX_SWITCHYARD, "test"), 0);
         return settings_load(s, conf, profile, names);
 }
 
-static void test_profiles(void **state) {
+static void test_profiles(void **state)
+{
         Settings s = {};
 
         assert_int_equal(load("", NULL, NULL, &s), 0);
@@ -37,7 +39,7 @@ static void test_profiles(void **state) {
         assert_false(strv_contains(s.measures, "smt"));
         settings_done(&s);
 
-        char *names[] = { (char *) "coredump", (char *) "sshd-socket", NULL };
+        char *names[] = {(char *)"coredump", (char *)"sshd-socket", NULL};
         assert_int_equal(load("MEASURES=selinux\n", NULL, names, &s), 0);
         /* Table order, command line wins over MEASURES=. */
         assert_int_equal(strv_length(s.measures), 2);
@@ -46,24 +48,25 @@ static void test_profiles(void **state) {
         settings_done(&s);
 }
 
-static void test_bad_settings(void **state) {
+static void test_bad_settings(void **state)
+{
         Settings s = {};
         static const char *const bad[] = {
-                "NOPE=1\n",
-                "PROFILE=max\n",
-                "MEASURES=bogus\n",
-                "SSHD_LISTEN=host:22\n",
-                "SSHD_LISTEN=[::1:22\n",
-                "SSHD_LISTEN=0\n",
-                "KERNEL_ARGUMENTS=a$b\n",
-                "MODULES=squashfs\n",
-                "MODULES=Bad!\n",
-                "SYSCTL_OPT_IN=kernel.sysrq\n",
-                "SYSCTL_EXCLUDE=no.such.key\n",
-                "USER=Root\n",
-                "NOLOGIN_SHELL=nologin\n",
-                "GRUB_CFG=/usr/share/oem/../../etc/shadow\n",
-                "SELINUX_TYPE=a b\n",
+            "NOPE=1\n",
+            "PROFILE=max\n",
+            "MEASURES=bogus\n",
+            "SSHD_LISTEN=host:22\n",
+            "SSHD_LISTEN=[::1:22\n",
+            "SSHD_LISTEN=0\n",
+            "KERNEL_ARGUMENTS=a$b\n",
+            "MODULES=squashfs\n",
+            "MODULES=Bad!\n",
+            "SYSCTL_OPT_IN=kernel.sysrq\n",
+            "SYSCTL_EXCLUDE=no.such.key\n",
+            "USER=Root\n",
+            "NOLOGIN_SHELL=nologin\n",
+            "GRUB_CFG=/usr/share/oem/../../etc/shadow\n",
+            "SELINUX_TYPE=a b\n",
         };
 
         log_set_target(LOG_TARGET_NULL);
@@ -77,7 +80,8 @@ static void test_bad_settings(void **state) {
         settings_done(&s);
 }
 
-static void test_butane_render(void **state) {
+static void test_butane_render(void **state)
+{
         Settings s = {};
         ButaneDoc d = {};
         char *yaml = NULL;
@@ -110,11 +114,12 @@ static void test_butane_render(void **state) {
         settings_done(&s);
 }
 
-int main(void) {
+int main(void)
+{
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_profiles),
-                cmocka_unit_test(test_bad_settings),
-                cmocka_unit_test(test_butane_render),
+            cmocka_unit_test(test_profiles),
+            cmocka_unit_test(test_bad_settings),
+            cmocka_unit_test(test_butane_render),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,8 @@ static const char passwd[] = "root:x:0:0:root:/root:/bin/bash\n"
                              "core:x:500:500:Flatcar Admin:/home/core:/bin/bash\n"
                              "corex:x:501:501::/home/corex:/bin/sh\n";
 
-static void test_passwd(void **state) {
+static void test_passwd(void **state)
+{
         char *shell = NULL, *out = NULL;
 
         assert_int_equal(passwd_get_shell(S(passwd), "core", &shell), 1);
@@ -23,16 +24,19 @@ static void test_passwd(void **state) {
                                  "corex:x:501:501::/home/corex:/bin/sh\n");
         free(out);
         /* No trailing newline: kept as it was. */
-        assert_int_equal(passwd_set_shell(S("core:x:500:500::/home/core:/bin/bash"), "core", "/sbin/nologin", &out), 0);
+        assert_int_equal(
+            passwd_set_shell(S("core:x:500:500::/home/core:/bin/bash"), "core", "/sbin/nologin", &out), 0);
         assert_string_equal(out, "core:x:500:500::/home/core:/sbin/nologin");
         free(out);
         assert_int_equal(passwd_set_shell(S(passwd), "nobody", "/sbin/nologin", &out), -ENOENT);
         assert_int_equal(passwd_set_shell(S("core:x:500\n"), "core", "/sbin/nologin", &out), -EBADMSG);
-        assert_int_equal(passwd_set_shell(S(passwd), "core", "/bin/evil\nroot::0:0::/:/bin/sh", &out), -EINVAL);
+        assert_int_equal(passwd_set_shell(S(passwd), "core", "/bin/evil\nroot::0:0::/:/bin/sh", &out),
+                         -EINVAL);
         assert_int_equal(passwd_set_shell(S(passwd), "core", "relative", &out), -EINVAL);
 }
 
-static void test_group(void **state) {
+static void test_group(void **state)
+{
         static const char group[] = "wheel:x:10:root,core\ndocker:x:233:core\nsudo:x:27:\n";
         assert_true(group_has_member(S(group), "wheel", "core"));
         assert_true(group_has_member(S(group), "docker", "core"));
@@ -40,7 +44,8 @@ static void test_group(void **state) {
         assert_false(group_has_member(S(group), "wheel", "cor"));
 }
 
-static void test_sudoers_line(void **state) {
+static void test_sudoers_line(void **state)
+{
         SudoersLine l = {};
 
         assert_int_equal(sudoers_line_parse("core ALL=(ALL) NOPASSWD: ALL", &l), 0);
@@ -71,9 +76,11 @@ static void test_sudoers_line(void **state) {
         assert_int_equal(sudoers_line_parse("core ALL", &l), -EBADMSG);
 }
 
-static void test_sudoers_last_match(void **state) {
-        static const char base[] = "root ALL=(ALL) ALL\n%wheel ALL=(ALL) ALL\n%sudo ALL=(ALL) NOPASSWD: ALL\n"
-                                   "core ALL=(ALL) NOPASSWD: ALL\n#includedir /etc/sudoers.d\n";
+static void test_sudoers_last_match(void **state)
+{
+        static const char base[] =
+            "root ALL=(ALL) ALL\n%wheel ALL=(ALL) ALL\n%sudo ALL=(ALL) NOPASSWD: ALL\n"
+            "core ALL=(ALL) NOPASSWD: ALL\n#includedir /etc/sudoers.d\n";
         static const char group[] = "wheel:x:10:root,core\nsudo:x:27:\n";
 
         assert_int_equal(sudoers_last_match(S(base), "core", S(group), false), SUDOERS_MATCH_NOPASSWD);
@@ -82,17 +89,19 @@ static void test_sudoers_last_match(void **state) {
                          SUDOERS_MATCH_NOPASSWD);
         assert_int_equal(sudoers_last_match(S("%sudo ALL=(ALL) NOPASSWD: ALL\n"), "core", S(group), false),
                          SUDOERS_MATCH_NONE);
-        assert_int_equal(sudoers_last_match(S("core ALL=(ALL) NOPASSWD: ALL\ncore ALL=(ALL) ALL\n"), "core", S(group),
-                                            false),
+        assert_int_equal(sudoers_last_match(S("core ALL=(ALL) NOPASSWD: ALL\ncore ALL=(ALL) ALL\n"), "core",
+                                            S(group), false),
                          SUDOERS_MATCH_PASSWD);
-        assert_int_equal(sudoers_last_match(S("core ALL=(ALL) \\\n  NOPASSWD: ALL\n"), "core", S(group), false),
-                         SUDOERS_MATCH_NOPASSWD);
+        assert_int_equal(
+            sudoers_last_match(S("core ALL=(ALL) \\\n  NOPASSWD: ALL\n"), "core", S(group), false),
+            SUDOERS_MATCH_NOPASSWD);
         assert_true(sudoers_dropin_name_is_read("core-passwd"));
         assert_false(sudoers_dropin_name_is_read("core.conf"));
         assert_false(sudoers_dropin_name_is_read("core~"));
 }
 
-static void test_unit_file(void **state) {
+static void test_unit_file(void **state)
+{
         char *v = NULL;
         static const char u[] = "[Unit]\nSocketGroup=nope\n[Socket]\n# SocketGroup=x\nSocketGroup = docker\n"
                                 "ListenStream=\nSocketGroup=wheel\n[Install]\n";
@@ -106,9 +115,11 @@ static void test_unit_file(void **state) {
         assert_int_equal(unit_file_get(S(u), "Socket", "FreeBind", &v), 0);
 }
 
-static void test_sysctl(void **state) {
+static void test_sysctl(void **state)
+{
         char *v = NULL;
-        static const char t[] = "# c\nkernel.kptr_restrict = 1\n-kernel/kptr_restrict=2\nnet.ipv4.ip_forward=1\n";
+        static const char t[] =
+            "# c\nkernel.kptr_restrict = 1\n-kernel/kptr_restrict=2\nnet.ipv4.ip_forward=1\n";
 
         assert_int_equal(sysctl_file_get(S(t), "kernel.kptr_restrict", &v), 1);
         assert_string_equal(v, "2");
@@ -116,12 +127,14 @@ static void test_sysctl(void **state) {
         assert_int_equal(sysctl_file_get(S(t), "kernel.sysrq", &v), 0);
 }
 
-static void test_grub(void **state) {
+static void test_grub(void **state)
+{
         char **args = NULL, **missing = NULL;
-        char *wanted[] = { (char *) "mitigations=auto,nosmt", (char *) "tsx=auto", (char *) "nosmt", NULL };
-        static const char cfg[] = "set oem_id=\"qemu\"\n"
-                                  "set linux_append=\"$linux_append flatcar.autologin mitigations=auto,nosmt\"\n"
-                                  "set linux_append=\"$linux_append tsx=on\"\n";
+        char *wanted[] = {(char *)"mitigations=auto,nosmt", (char *)"tsx=auto", (char *)"nosmt", NULL};
+        static const char cfg[] =
+            "set oem_id=\"qemu\"\n"
+            "set linux_append=\"$linux_append flatcar.autologin mitigations=auto,nosmt\"\n"
+            "set linux_append=\"$linux_append tsx=on\"\n";
 
         assert_int_equal(grub_linux_append_args(S(cfg), &args), 0);
         assert_int_equal(strv_length(args), 3);
@@ -135,10 +148,12 @@ static void test_grub(void **state) {
         strv_free(missing);
 }
 
-static void test_selinux(void **state) {
+static void test_selinux(void **state)
+{
         char *out = NULL, *v = NULL;
 
-        assert_int_equal(selinux_config_set(S("# c\nSELINUX=permissive\nSELINUXTYPE=mcs\n"), "enforcing", NULL, &out), 0);
+        assert_int_equal(
+            selinux_config_set(S("# c\nSELINUX=permissive\nSELINUXTYPE=mcs\n"), "enforcing", NULL, &out), 0);
         assert_string_equal(out, "# c\nSELINUX=enforcing\nSELINUXTYPE=mcs\n");
         free(out);
         assert_int_equal(selinux_config_set(S("SELINUXTYPE=mcs"), "enforcing", NULL, &out), 0);
@@ -147,12 +162,14 @@ static void test_selinux(void **state) {
         assert_int_equal(selinux_config_set(S(""), "enforcing", "mcs", &out), 0);
         assert_string_equal(out, "SELINUX=enforcing\nSELINUXTYPE=mcs\n");
         free(out);
-        assert_int_equal(selinux_config_get(S("SELINUX=permissive\nSELINUXTYPE= targeted \n"), "SELINUXTYPE", &v), 1);
+        assert_int_equal(
+            selinux_config_get(S("SELINUX=permissive\nSELINUXTYPE= targeted \n"), "SELINUXTYPE", &v), 1);
         assert_string_equal(v, "targeted");
         free(v);
 }
 
-static void test_diff(void **state) {
+static void test_diff(void **state)
+{
         char *d = NULL;
 
         assert_int_equal(unified_diff(S("a\nb\nc\n"), S("a\nb\nc\n"), "a/x", "b/x", &d), 0);
@@ -174,7 +191,8 @@ static void test_diff(void **state) {
         free(d);
 }
 
-static void test_split_words(void **state) {
+static void test_split_words(void **state)
+{
         char **l = NULL;
         assert_int_equal(strv_split_words(" a, b\tc ", &l), 0);
         assert_int_equal(strv_length(l), 3);
@@ -182,14 +200,14 @@ static void test_split_words(void **state) {
         strv_free(l);
 }
 
-int main(void) {
+int main(void)
+{
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_passwd),       cmocka_unit_test(test_group),
-                cmocka_unit_test(test_sudoers_line), cmocka_unit_test(test_sudoers_last_match),
-                cmocka_unit_test(test_unit_file),    cmocka_unit_test(test_grub),
-                cmocka_unit_test(test_sysctl),
-                cmocka_unit_test(test_selinux),      cmocka_unit_test(test_diff),
-                cmocka_unit_test(test_split_words),
+            cmocka_unit_test(test_passwd),       cmocka_unit_test(test_group),
+            cmocka_unit_test(test_sudoers_line), cmocka_unit_test(test_sudoers_last_match),
+            cmocka_unit_test(test_unit_file),    cmocka_unit_test(test_grub),
+            cmocka_unit_test(test_sysctl),       cmocka_unit_test(test_selinux),
+            cmocka_unit_test(test_diff),         cmocka_unit_test(test_split_words),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
