@@ -106,8 +106,14 @@ static int read_boot_id(const char *root, char **ret) {
         sd_id128_t id;
         int r;
 
-        if (!isempty(root) && !streq(root, "/"))
-                return omaha_read_id128(root, "/proc/sys/kernel/random/boot_id", true, ret);
+        if (!isempty(root) && !streq(root, "/")) {
+                /* The boot id belongs to the running kernel; a root directory may pin one for tests. */
+                _cleanup_free_ char *p = path_join_root(root, "/proc/sys/kernel/random/boot_id");
+                if (!p)
+                        return -ENOMEM;
+                if (access(p, F_OK) == 0)
+                        return omaha_read_id128(root, "/proc/sys/kernel/random/boot_id", true, ret);
+        }
         r = sd_id128_get_boot(&id);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the boot id: %m");
