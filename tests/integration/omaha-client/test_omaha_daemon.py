@@ -168,8 +168,8 @@ def test_rollback_detected(program, tmp_path, server):
     try:
         r = d.ctl("check", "--wait", check=False)
         assert server.requests[0].events == [(3, 0, 0x10000000 | 44, None)]
-        # 4500.0.0 rolled back here: it is not downloaded again.
-        assert r.returncode != 0
+        # 4500.0.0 rolled back here: it is not downloaded again (a decision: check exits 0).
+        assert r.returncode == 0 and "rolled back on this machine" in r.stderr
         st = d.status()
         assert st["last_error"] == 35 and "rolled back" in st["last_error_message"]
         state = json.loads((sd / "state.json").read_text())
@@ -185,7 +185,8 @@ def test_downgrade_refused(program, tmp_path, server):
     server.payload_bytes = b"x" * 100
     root, d = start(program, tmp_path, server.url, version="4459.0.0")
     try:
-        d.ctl("check", "--wait", check=False)
+        r = d.ctl("check", "--wait", check=False)
+        assert r.returncode == 0 and "Not updating (error 35)" in r.stderr
         st = d.status()
         assert st["last_error"] == 35 and "not newer" in st["last_error_message"]
         assert not server.payload_requests
