@@ -193,6 +193,7 @@ static int load_switchyard_conf(OmahaConfig *c) {
             (r = conf_get_seconds(f, "MAX_BACKOFF_SEC", 4 * 3600, &c->max_backoff_sec)) < 0 ||
             (r = conf_get_seconds(f, "PAYLOAD_BACKOFF_UNIT_SEC", 86400, &c->payload_backoff_unit_sec)) < 0 ||
             (r = conf_get_seconds(f, "RETRY_DELAY_SEC", 20, &c->retry_delay_sec)) < 0 ||
+            (r = conf_get_seconds(f, "NO_NETWORK_RETRY_SEC", 10, &c->no_network_retry_sec)) < 0 ||
             (r = conf_get_seconds(f, "MIN_FREE_BYTES", 0, &c->min_free_bytes)) < 0)
                 return r;
         r = conf_get_seconds(f, "MAX_RESUME_ATTEMPTS", 20, &u);

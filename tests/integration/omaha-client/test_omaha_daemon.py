@@ -101,6 +101,7 @@ def test_server_down(program, tmp_path):
         assert r.returncode != 0
         st = d.status()
         assert st["last_error"] == 2000 and st["current_operation"] == "UPDATE_STATUS_IDLE"
+        assert d.logtext().count("trying again in 1 s") == 1  # an interactive check retries once
     finally:
         d.stop()
 
