@@ -65,7 +65,7 @@ class PayloadRequest:
 
 class OmahaServer:
     def __init__(self, payload=None, payload_bytes=None, version="9999.0.0", tls=False, host="127.0.0.1",
-                 port=0, package_name="flatcar_production_update.gz", verbose=False):
+                 port=0, package_name="flatcar_production_update.gz"):
         self.payload = pathlib.Path(payload) if payload else None
         self.payload_bytes = payload_bytes
         self.version = version
@@ -85,7 +85,6 @@ class OmahaServer:
         self.cut_times = 0
         self.throttle = 0.0
         self.codebase = None
-        self.verbose = verbose
         self.requests: List[OmahaRequest] = []
         self.payload_requests: List[PayloadRequest] = []
         self.lock = threading.Lock()
