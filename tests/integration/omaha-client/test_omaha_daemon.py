@@ -316,3 +316,17 @@ def test_reset_status(program, tmp_path, server):
         assert json.loads((state_dir(root) / "state.json").read_text()).get("rolled_back") == []
     finally:
         d.stop()
+
+
+def test_free_space_checked(program, tmp_path, server):
+    server.version = "4500.0.0"
+    server.payload_bytes = b"x" * 100
+    root, d = start(program, tmp_path, server.url, switchyard_conf=FAST_SCHEDULE + "MIN_FREE_BYTES=1000000000000000\n")
+    try:
+        r = d.ctl("check", "--wait", check=False)
+        assert r.returncode != 0
+        st = d.status()
+        assert st["last_error"] == 20 and "bytes free" in st["last_error_message"]
+        assert not server.payload_requests
+    finally:
+        d.stop()
