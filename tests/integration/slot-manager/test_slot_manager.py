@@ -403,10 +403,12 @@ def test_concurrent_writers_serialize(sm):
 
 
 @pytest.mark.loop
-def test_disk_and_booted_slot_from_usr(sm, tmp_path):
+@pytest.mark.parametrize("verity", [False, True])
+def test_disk_and_booted_slot_from_usr(sm, tmp_path, verity):
     """Without --disk and without usr= on the command line: the disk is the one holding /usr and the booted
-    slot is the partition under /usr. /usr of the test machine is presented, through a stand-in /sys
-    (SWITCHYARD_TEST_SYSFS_ROOT), as partition 3 of a loop device over the image."""
+    slot is the partition under /usr (through dm-verity when /usr is a device-mapper device). /usr of the test
+    machine is presented, through a stand-in /sys (SWITCHYARD_TEST_SYSFS_ROOT), as partition 3 of a loop
+    device over the image, or as a dm device on top of that partition."""
     losetup = need_tool("losetup")
     if os.geteuid() != 0 or not os.path.exists("/dev/loop-control"):
         pytest.skip("needs root and loop devices")
@@ -422,11 +424,20 @@ def test_disk_and_booted_slot_from_usr(sm, tmp_path):
         part_dir.mkdir(parents=True)
         (disk_dir / "dev").write_text(f"{os.major(disk)}:{os.minor(disk)}\n")
         (disk_dir / "uevent").write_text(f"MAJOR={os.major(disk)}\nDEVNAME={os.path.basename(dev)}\nDEVTYPE=disk\n")
+        part = os.makedev(259, 77) if verity else usr
         (part_dir / "partition").write_text("3\n")
-        (part_dir / "dev").write_text(f"{os.major(usr)}:{os.minor(usr)}\n")
+        (part_dir / "dev").write_text(f"{os.major(part)}:{os.minor(part)}\n")
         links = fake / "sys/dev/block"
         links.mkdir(parents=True)
-        (links / f"{os.major(usr)}:{os.minor(usr)}").symlink_to(part_dir)
+        (links / f"{os.major(part)}:{os.minor(part)}").symlink_to(part_dir)
+        if verity:
+            dm = fake / "sys/devices/virtual/block/dm-0"
+            (dm / "slaves").mkdir(parents=True)
+            (dm / "slaves" / "part3").symlink_to(part_dir)
+            (dm / "dev").write_text(f"{os.major(usr)}:{os.minor(usr)}\n")
+            (links / f"{os.major(usr)}:{os.minor(usr)}").symlink_to(dm)
+            (fake / "sys/class/block").mkdir(parents=True)
+            (fake / "sys/class/block/part3").symlink_to(part_dir)
         (links / f"{os.major(disk)}:{os.minor(disk)}").symlink_to(disk_dir)
 
         env = dict(os.environ, SWITCHYARD_TEST_SYSFS_ROOT=str(fake))
