@@ -458,7 +458,7 @@ def test_flatcar_layout_sparse(flatcar_slot, vc, veritysetup):
     """1 GiB slot: 260094 data blocks, superblock at 1065345024, 2049 hash blocks ending at 1 GiB."""
     img, j = flatcar_slot
     assert j["data_blocks"] == FLATCAR_DATA_BLOCKS and j["hash_offset"] == FLATCAR_HASH_OFFSET
-    assert j["hash_offset_source"] == "fill-slot"
+    assert j["hash_offset_source"] == "flatcar"
     assert img.stat().st_size == FLATCAR_SLOT
     dump = run([veritysetup, "dump", f"--hash-offset={FLATCAR_HASH_OFFSET}", img]).stdout
     assert "Data blocks:     \t260094" in dump and "Hash blocks:     \t2049" in dump
@@ -510,3 +510,18 @@ def test_flatcar_build_command(tmp_path, vc, veritysetup):
     p, v = verify_json(vc, img, f"--root-hash={info['Root hash']}")
     assert p.returncode == 0, p.stderr
     assert v["hash_offset_source"] == "ext4" and v["data_blocks"] == FLATCAR_DATA_BLOCKS
+
+
+def test_flatcar_slot_with_smaller_filesystem(tmp_path, vc, veritysetup):
+    """In a 1 GiB slot the tree goes where Flatcar's initrd looks (1065345024), even after a smaller
+    filesystem; verify finds it there when the filesystem's end holds no superblock."""
+    img = tmp_path / "usr-b.img"
+    with open(img, "wb") as f:
+        f.truncate(FLATCAR_SLOT)
+    run(["mkfs.ext4", "-q", "-b", "4096", "-O", "^has_journal", img, "100000"])
+    j = json.loads(vc("format", img, "--json").stdout)
+    assert j["hash_offset"] == FLATCAR_HASH_OFFSET and j["data_blocks"] == FLATCAR_DATA_BLOCKS
+    assert j["hash_offset_source"] == "flatcar"
+    p, v = verify_json(vc, img, f"--root-hash={j['root_hash']}")
+    assert p.returncode == 0, p.stderr
+    assert v["hash_offset"] == FLATCAR_HASH_OFFSET and v["hash_offset_source"] == "flatcar-default"
