@@ -520,7 +520,7 @@ int disk_open_slot_rw(const Disk *d, SlotId s, int *ret_fd, uint64_t *ret_offset
 
         if (d->is_block) {
                 _cleanup_free_ char *node = NULL;
-                dev_t dev;
+                dev_t dev = 0;
                 int r = find_partition_node(d, slot->index + 1, &node, &dev);
                 if (r < 0)
                         return slot_fail(r, "Cannot find the device node of partition %u of %s: %m",
