@@ -621,6 +621,7 @@ static void result_fill(VerityVerifyResult *res, const VeritySuperblock *sb, con
         res->data_blocks = g->data_blocks;
         res->data_block_size = g->data_block_size;
         res->hash_offset = g->hash_offset;
+        res->end_offset = g->end_offset;
         snprintf(res->algorithm, sizeof res->algorithm, "%s", sb->algorithm);
         hex_encode(sb->salt, sb->salt_size, res->salt);
         hex_encode(sb->uuid, 16, u);

@@ -572,6 +572,8 @@ static int verb_format(const char *path) {
                                       res.hash_offset_source, "algorithm", res.algorithm, "salt", res.salt, "uuid", res.uuid);
                 if (!j)
                         return log_oom();
+                json_object_set_new(j, "hash_size", json_integer((json_int_t) (res.end_offset - res.hash_offset)));
+                json_object_set_new(j, "end_offset", json_integer((json_int_t) res.end_offset));
                 if (kfd >= 0) {
                         json_object_set_new(j, "embedded_into", json_string(arg_embed_into));
                         json_object_set_new(j, "arch", json_string(kernel_arch_to_string(arch)));

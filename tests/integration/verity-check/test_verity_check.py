@@ -459,6 +459,7 @@ def test_flatcar_layout_sparse(flatcar_slot, vc, veritysetup):
     img, j = flatcar_slot
     assert j["data_blocks"] == FLATCAR_DATA_BLOCKS and j["hash_offset"] == FLATCAR_HASH_OFFSET
     assert j["hash_offset_source"] == "flatcar"
+    assert j["end_offset"] == FLATCAR_SLOT and j["hash_size"] == (1 + 2049) * BS
     assert img.stat().st_size == FLATCAR_SLOT
     dump = run([veritysetup, "dump", f"--hash-offset={FLATCAR_HASH_OFFSET}", img]).stdout
     assert "Data blocks:     \t260094" in dump and "Hash blocks:     \t2049" in dump
