@@ -4,6 +4,8 @@
 #include <jansson.h>
 #include <linux/fs.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -13,6 +15,7 @@
 #include "payload-writer-apply.h"
 #include "payload-writer-hashstate.h"
 #include "payload-writer-ops.h"
+#include "payload-writer-workers.h"
 
 #define CHECKPOINT_VERSION 1
 #define CHECKPOINT_MAX (64u * 1024u)
@@ -24,7 +27,24 @@ typedef struct Reader {
         int fd;
         uint64_t pos; /* position in the payload of the next byte */
         HashState *hash;
+        int stop_fd; /* on the reader thread: readable when the writer gives up; -1 = none */
 } Reader;
+
+/* On the reader thread every read waits for the input or for stop_fd, so that a writer that has to give
+ * up can stop it even when the input has stalled (a dead download). */
+static int wait_input_or_stop(const Reader *r) {
+        struct pollfd p[2] = { { .fd = r->fd, .events = POLLIN }, { .fd = r->stop_fd, .events = POLLIN } };
+        for (;;) {
+                int k = poll(p, 2, -1);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (p[1].revents)
+                        return -ECANCELED;
+                return 0;
+        }
+}
 
 /* The input may be a non-blocking pipe (a caller's download stream): wait instead of failing. */
 static int wait_readable(int fd) {
@@ -40,11 +60,18 @@ static int wait_readable(int fd) {
 static int reader_read(Reader *r, void *dst, size_t n, const char *section, PayloadError *e) {
         size_t done = 0;
         while (done < n) {
+                if (r->stop_fd >= 0) {
+                        int w = wait_input_or_stop(r);
+                        if (w < 0)
+                                return payload_error_set(e, PAYLOAD_DOWNLOAD_TRANSFER_ERROR, -w,
+                                                         "reading the payload at byte %" PRIu64 " stopped: %s",
+                                                         r->pos + done, strerror(-w));
+                }
                 ssize_t k = read(r->fd, (uint8_t *) dst + done, n - done);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
-                        if (errno == EAGAIN && wait_readable(r->fd) >= 0)
+                        if (errno == EAGAIN && (r->stop_fd >= 0 || wait_readable(r->fd) >= 0))
                                 continue;
                         return payload_error_set(e, PAYLOAD_DOWNLOAD_TRANSFER_ERROR, errno,
                                                  "reading the payload at byte %" PRIu64 " failed: %s",
@@ -268,6 +295,182 @@ static int resume_from_checkpoint(json_t *j, const Manifest *m, const char *payl
         return 0;
 }
 
+/* One operation in flight: its blob as read, checked and decoded on a worker, written here in order.
+ * The per-operation hash is checked on the worker from the same buffer the reader filled (and hashed
+ * into the whole-payload hash): every input byte is read once. */
+typedef struct DecodeJob {
+        WorkItem item; /* first */
+        const InstallOperation *op;
+        const PayloadTarget *t;
+        uint32_t block_size;
+        uint8_t *buf;
+        size_t buf_size, len;
+        uint8_t *decoded;
+        size_t decoded_size;
+        HashState *hash; /* the whole-payload hash after this operation's data (for its checkpoint) */
+        char what[96];
+        PayloadError error;
+        int r;
+} DecodeJob;
+
+typedef struct DecodeRing {
+        DecodeJob *jobs;
+        size_t n;
+} DecodeRing;
+
+static void decode_ring_done(DecodeRing *ring) {
+        for (size_t i = 0; ring->jobs && i < ring->n; i++) {
+                free(ring->jobs[i].buf);
+                free(ring->jobs[i].decoded);
+                hash_state_free(ring->jobs[i].hash);
+        }
+        ring->jobs = mfree(ring->jobs);
+        ring->n = 0;
+}
+
+static void decode_job(WorkItem *item) {
+        DecodeJob *j = (DecodeJob *) item;
+        uint8_t d[32];
+
+        j->decoded = mfree(j->decoded);
+        j->decoded_size = 0;
+        j->r = 0;
+        if (j->len > 0) {
+                if (sha256_buffer(j->buf, j->len, d) < 0) {
+                        j->r = payload_error_set(&j->error, PAYLOAD_ERROR, EIO, "%s: hashing failed", j->what);
+                        return;
+                }
+                if (memcmp(d, j->op->data_sha256_hash.data, 32) != 0) {
+                        j->r = payload_fail(&j->error, PAYLOAD_OPERATION_HASH_MISMATCH,
+                                            "%s: data does not match its SHA-256 hash", j->what);
+                        return;
+                }
+        }
+        j->r = payload_op_decode(j->op, j->block_size, j->buf, j->len, &j->decoded, &j->decoded_size, j->what,
+                                 &j->error);
+}
+
+/* The reader thread reads each operation's blob in order (hashing it into the whole-payload hash) into
+ * the ring and hands it to the workers; the calling thread writes finished operations in order. With
+ * the reader on its own thread, operations that are decoded get written (and checkpointed) even while
+ * the input stalls. */
+typedef struct Pipeline {
+        pthread_mutex_t lock;
+        pthread_cond_t changed;
+        uint64_t submitted, written; /* operations handed to the workers / written, counted from 0 */
+        bool stop, reader_done, started;
+        int read_r;
+        PayloadError read_error;
+        pthread_t thread;
+        int stop_fd;
+        /* read-only for the reader thread */
+        Reader *rd;
+        const Manifest *m;
+        DecodeRing *ring;
+        Workers *workers;
+        uint64_t n_ops;
+        uint32_t block_size;
+        bool checkpoint;
+        const PayloadTarget *usr, *kernel, *pcr, *discard;
+} Pipeline;
+
+static int pipeline_fill(Pipeline *p, uint64_t i, DecodeJob *j) {
+        const InstallProcedure *proc;
+        const InstallOperation *op = payload_manifest_operation(p->m, i, &proc);
+        uint64_t len = op->has_data_length ? op->data_length : 0;
+
+        if (!proc) {
+                j->t = p->usr;
+                snprintf(j->what, sizeof j->what, "operation %" PRIu64, i);
+        } else {
+                int type = proc->has_type ? (int) proc->type : PROC_KERNEL;
+                j->t = type == PROC_KERNEL ? p->kernel : type == PROC_PCR_POLICY ? p->pcr : p->discard;
+                snprintf(j->what, sizeof j->what, "operation %" PRIu64 " (%s procedure)", i,
+                         payload_procedure_type_to_string(type));
+        }
+        if (len > j->buf_size) {
+                free(j->buf);
+                j->buf = malloc(len);
+                j->buf_size = j->buf ? len : 0;
+                if (!j->buf)
+                        return payload_error_set(&p->read_error, PAYLOAD_ERROR, ENOMEM, "%s: out of memory", j->what);
+        }
+        int r = reader_read(p->rd, j->buf, len, j->what, &p->read_error);
+        if (r < 0)
+                return r;
+        j->op = op;
+        j->block_size = p->block_size;
+        j->len = len;
+        j->error = (PayloadError) {};
+        if (p->checkpoint) {
+                if (!j->hash && hash_state_new(&j->hash) < 0)
+                        return payload_error_set(&p->read_error, PAYLOAD_ERROR, ENOMEM, "out of memory");
+                hash_state_copy(j->hash, p->rd->hash);
+        }
+        return 0;
+}
+
+static void *pipeline_reader(void *userdata) {
+        Pipeline *p = userdata;
+        uint64_t i;
+        int r = 0;
+
+        pthread_mutex_lock(&p->lock);
+        i = p->submitted;
+        pthread_mutex_unlock(&p->lock);
+        for (; i < p->n_ops; i++) {
+                bool stop;
+                pthread_mutex_lock(&p->lock);
+                while (i - p->written >= p->ring->n && !p->stop)
+                        pthread_cond_wait(&p->changed, &p->lock);
+                stop = p->stop;
+                pthread_mutex_unlock(&p->lock);
+                if (stop)
+                        break;
+                DecodeJob *j = &p->ring->jobs[i % p->ring->n];
+                r = pipeline_fill(p, i, j);
+                if (r < 0)
+                        break;
+                workers_submit(p->workers, &j->item, decode_job);
+                pthread_mutex_lock(&p->lock);
+                p->submitted = i + 1;
+                pthread_cond_broadcast(&p->changed);
+                pthread_mutex_unlock(&p->lock);
+        }
+        pthread_mutex_lock(&p->lock);
+        p->read_r = r;
+        p->reader_done = true;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+/* Stops the reader thread (even if it waits for input) and joins it. */
+static void pipeline_stop(Pipeline *p) {
+        if (p->started) {
+                pthread_mutex_lock(&p->lock);
+                p->stop = true;
+                pthread_cond_broadcast(&p->changed);
+                pthread_mutex_unlock(&p->lock);
+                (void) eventfd_write(p->stop_fd, 1);
+                (void) pthread_join(p->thread, NULL);
+                p->started = false;
+        }
+        if (p->rd)
+                p->rd->stop_fd = -EBADF;
+        p->stop_fd = safe_close(p->stop_fd);
+}
+
+/* Hands an error recorded elsewhere (on a worker, by the reader) to the caller's error. */
+static void payload_error_take(PayloadError *e, const PayloadError *from) {
+        if (e && e->code == 0)
+                *e = *from;
+}
+
+/* Decoding threads: all CPUs up to 8; two operations in flight per thread bound the memory
+ * (about 2 x (blob + decoded chunk) + one decoder state per thread). */
+#define APPLY_THREADS_MAX 8u
+
 static void report(const PayloadApplyOptions *o, uint64_t bytes, uint64_t total_bytes, uint64_t ops, uint64_t total_ops) {
         PayloadProgress p = {
                 .bytes = bytes,
@@ -283,19 +486,24 @@ static void report(const PayloadApplyOptions *o, uint64_t bytes, uint64_t total_
 int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError *e) {
         _cleanup_(payload_manifest_freep) Manifest *m = NULL;
         _cleanup_(hash_state_freep) HashState *hash = NULL;
-        _cleanup_free_ uint8_t *manifest_data = NULL, *buf = NULL, *sigblob = NULL, *sig = NULL;
+        _cleanup_free_ uint8_t *manifest_data = NULL, *sigblob = NULL, *sig = NULL;
         uint8_t header[PAYLOAD_HEADER_SIZE], signed_digest[32], payload_digest[32];
         char metadata_hex[SHA256_HEX_SIZE];
         const InstallProcedure *kernel_proc, *pcr_proc;
         PayloadResult result = { .signature_key = -1 };
         uint64_t manifest_size, metadata_size, blob_size, total_size, target_size = o->target_size;
         uint64_t next_op = 0, blob_offset = 0, n_ops, done_this_run = 0;
-        size_t buf_size = 0;
         bool is_signed;
-        Reader rd = { .fd = o->input_fd };
+        Reader rd = { .fd = o->input_fd, .stop_fd = -EBADF };
         uint32_t bs;
         struct stat st;
         int r;
+
+        /* Declared in this order so that the workers are joined before the ring they use is freed. */
+        _cleanup_(decode_ring_done) DecodeRing ring = {};
+        _cleanup_(workers_freep) Workers *workers = NULL;
+        _cleanup_(pipeline_stop) Pipeline pipeline = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER,
+                                               .stop_fd = -EBADF };
 
         /* Header and manifest. */
         r = reader_read(&rd, header, sizeof header, "header", e);
@@ -447,64 +655,87 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
         PayloadTarget pcr = { .fd = o->pcr_fd, .size = pcr_proc && o->pcr_fd >= 0 ? ALIGN_TO(pcr_proc->new_info->size, (uint64_t) bs) : UINT64_MAX, .name = "PCR policy" };
         PayloadTarget discard = { .fd = -EBADF, .size = UINT64_MAX, .name = "discarded" };
 
+        {
+                unsigned n = o->threads > 0 ? o->threads : MIN(workers_cpus(), APPLY_THREADS_MAX);
+                r = workers_new(n, &workers);
+                if (r < 0)
+                        return payload_error_set(e, PAYLOAD_ERROR, -r, "cannot start decoding threads: %s",
+                                                 strerror(-r));
+                ring.n = 2 * (size_t) MAX(workers_threads(workers), 1u);
+                ring.jobs = calloc(ring.n, sizeof *ring.jobs);
+                if (!ring.jobs)
+                        return payload_error_set(e, PAYLOAD_ERROR, ENOMEM, "out of memory");
+        }
         report(o, rd.pos, total_size, next_op, n_ops);
+        pipeline.submitted = pipeline.written = next_op;
+        pipeline.rd = &rd;
+        pipeline.m = m;
+        pipeline.ring = &ring;
+        pipeline.workers = workers;
+        pipeline.n_ops = n_ops;
+        pipeline.block_size = bs;
+        pipeline.checkpoint = o->checkpoint_fd >= 0;
+        pipeline.usr = &usr;
+        pipeline.kernel = &kernel;
+        pipeline.pcr = &pcr;
+        pipeline.discard = &discard;
+        if (next_op < n_ops) {
+                pipeline.stop_fd = eventfd(0, EFD_CLOEXEC);
+                if (pipeline.stop_fd < 0)
+                        return payload_error_set(e, PAYLOAD_ERROR, errno, "cannot create an eventfd: %s",
+                                                 strerror(errno));
+                rd.stop_fd = pipeline.stop_fd;
+                r = pthread_create(&pipeline.thread, NULL, pipeline_reader, &pipeline);
+                if (r != 0)
+                        return payload_error_set(e, PAYLOAD_ERROR, r, "cannot start the reader thread: %s",
+                                                 strerror(r));
+                pipeline.started = true;
+        }
         for (uint64_t i = next_op; i < n_ops; i++) {
-                const InstallProcedure *proc;
-                const InstallOperation *op = payload_manifest_operation(m, i, &proc);
-                const PayloadTarget *t;
-                uint64_t len = op->has_data_length ? op->data_length : 0;
-                _cleanup_free_ uint8_t *decoded = NULL;
-                size_t decoded_size = 0;
-                uint8_t d[32];
-                char what[96];
+                bool have;
 
-                if (!proc) {
-                        t = &usr;
-                        snprintf(what, sizeof what, "operation %" PRIu64, i);
-                } else {
-                        int type = proc->has_type ? (int) proc->type : PROC_KERNEL;
-                        t = type == PROC_KERNEL ? &kernel : type == PROC_PCR_POLICY ? &pcr : &discard;
-                        snprintf(what, sizeof what, "operation %" PRIu64 " (%s procedure)", i,
-                                 payload_procedure_type_to_string(type));
+                pthread_mutex_lock(&pipeline.lock);
+                while (pipeline.submitted <= i && !pipeline.reader_done)
+                        pthread_cond_wait(&pipeline.changed, &pipeline.lock);
+                have = pipeline.submitted > i;
+                pthread_mutex_unlock(&pipeline.lock);
+                if (!have) {
+                        /* Everything read before the input failed is written; now report the failure. */
+                        payload_error_take(e, &pipeline.read_error);
+                        return pipeline.read_r < 0 ? pipeline.read_r
+                                                   : payload_error_set(e, PAYLOAD_ERROR, EIO, "payload reader stopped");
                 }
-                if (len > buf_size) {
-                        free(buf);
-                        buf = malloc(len);
-                        if (!buf)
-                                return payload_error_set(e, PAYLOAD_ERROR, ENOMEM, "%s: out of memory", what);
-                        buf_size = len;
+
+                /* Write the oldest operation once its hash is checked and its data decoded. */
+                DecodeJob *j = &ring.jobs[i % ring.n];
+                workers_wait(workers, &j->item);
+                if (j->r < 0) {
+                        payload_error_take(e, &j->error);
+                        return j->r;
                 }
-                r = reader_read(&rd, buf, len, what, e);
+                r = payload_op_write(j->op, bs, j->decoded ? j->decoded : j->buf, j->decoded_size, j->t, j->what, e);
+                j->decoded = mfree(j->decoded);
                 if (r < 0)
                         return r;
-                if (len > 0) {
-                        if (sha256_buffer(buf, len, d) < 0)
-                                return payload_error_set(e, PAYLOAD_ERROR, EIO, "%s: hashing failed", what);
-                        if (memcmp(d, op->data_sha256_hash.data, 32) != 0)
-                                return payload_fail(e, PAYLOAD_OPERATION_HASH_MISMATCH,
-                                                    "%s: data does not match its SHA-256 hash", what);
-                }
-                r = payload_op_decode(op, bs, buf, len, &decoded, &decoded_size, what, e);
-                if (r < 0)
-                        return r;
-                r = payload_op_write(op, bs, decoded ? decoded : buf, decoded_size, t, what, e);
-                if (r < 0)
-                        return r;
-                blob_offset += len;
+                blob_offset += j->len;
                 done_this_run++;
 
                 if (o->checkpoint_fd >= 0) {
                         /* The checkpoint may only claim what is durable on the targets. */
-                        if (t->fd >= 0 && fdatasync(t->fd) < 0 && errno != EINVAL)
+                        if (j->t->fd >= 0 && fdatasync(j->t->fd) < 0 && errno != EINVAL)
                                 return payload_error_set(e, PAYLOAD_WRITE_ERROR, errno, "%s: syncing the %s target failed: %s",
-                                                         what, t->name, strerror(errno));
+                                                         j->what, j->t->name, strerror(errno));
                         r = checkpoint_write(o->checkpoint_fd, o->expected_sha256, metadata_size, metadata_hex, i + 1,
-                                             blob_offset, hash);
+                                             blob_offset, j->hash);
                         if (r < 0)
                                 return payload_error_set(e, PAYLOAD_STATE_INITIALIZATION_ERROR, -r,
                                                          "writing the checkpoint failed: %s", strerror(-r));
                 }
-                report(o, rd.pos, total_size, i + 1, n_ops);
+                pthread_mutex_lock(&pipeline.lock);
+                pipeline.written = i + 1;
+                pthread_cond_broadcast(&pipeline.changed);
+                pthread_mutex_unlock(&pipeline.lock);
+                report(o, metadata_size + blob_offset, total_size, i + 1, n_ops);
                 if (o->cancel && __atomic_load_n(o->cancel, __ATOMIC_RELAXED))
                         return payload_error_set(e, PAYLOAD_DOWNLOAD_INCOMPLETE, ECANCELED,
                                                  "cancelled after operation %" PRIu64, i);
@@ -513,7 +744,10 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                                                  "stopped after %" PRIu64 " operations as asked (test hook)",
                                                  done_this_run);
         }
-        buf = mfree(buf);
+        /* The reader has read every operation's data; it may go. */
+        pipeline_stop(&pipeline);
+        workers = workers_free(workers);
+        decode_ring_done(&ring);
 
         /* Signature blob, then nothing. */
         hash_state_peek(hash, signed_digest);

@@ -35,6 +35,7 @@ typedef struct PayloadApplyOptions {
         const TrustedKeys *keys;
         bool insecure_no_signature;
         uint64_t stop_after_operations; /* test hook: fail with DownloadIncomplete after N ops; 0 = off */
+        unsigned threads;               /* decoding threads; 0 = one per CPU (at most 8) */
         const int *cancel;              /* set non-zero (atomically) from elsewhere to stop between operations */
         PayloadProgressHandler progress;
         void *userdata;

@@ -12,6 +12,7 @@
 #include "payload-writer-format.h"
 #include "payload-writer-generate.h"
 #include "payload-writer-keys.h"
+#include "payload-writer-workers.h"
 
 Compression compression_from_string(const char *s) {
         if (streq(s, "none"))
@@ -139,55 +140,123 @@ done:
         return 0;
 }
 
-/* Chunks one input file into ops appended to l, blobs appended to blob_fd at *blob_offset. */
-static int chunk_file(const char *path, const GenerateOptions *o, OpList *l, int blob_fd,
+typedef struct EncodeJob {
+        WorkItem item; /* first */
+        Compression compression;
+        uint8_t *in, *scratch, *out;
+        size_t n;
+        int type, r;
+        const uint8_t *data;
+        size_t size;
+        uint8_t hash[32];
+} EncodeJob;
+
+static void encode_job(WorkItem *item) {
+        EncodeJob *j = (EncodeJob *) item;
+        j->r = encode_chunk(j->in, j->n, j->compression, j->scratch, j->out, &j->type, &j->data, &j->size);
+        if (j->r >= 0 && sha256_buffer(j->data, j->size, j->hash) < 0)
+                j->r = -EIO;
+}
+
+/* Appends a finished chunk's blob and operation. */
+static int emit_chunk(EncodeJob *j, uint64_t index, const GenerateOptions *o, OpList *l, int blob_fd,
+                      uint64_t *blob_offset) {
+        uint64_t chunk_blocks = o->chunk_size / o->block_size;
+        int r;
+
+        if (j->r < 0)
+                return j->r;
+        if (*blob_offset + j->size > UINT32_MAX)
+                return log_error_errno(SYNTHETIC_ERRNO(EFBIG),
+                                       "Payload data would pass 4 GiB, which data_offset cannot address.");
+        r = loop_write(blob_fd, j->data, j->size);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write temporary blob file: %m");
+        /* Like delta_generator, a short last chunk still declares a whole chunk of blocks; only the blocks
+         * its data reaches are written. */
+        r = op_list_add(l, op_new(j->type, *blob_offset, j->size, j->hash, index * chunk_blocks, chunk_blocks));
+        if (r < 0)
+                return log_oom();
+        *blob_offset += j->size;
+        return 0;
+}
+
+static void encode_jobs_free(EncodeJob *jobs, size_t n) {
+        for (size_t i = 0; jobs && i < n; i++) {
+                free(jobs[i].in);
+                free(jobs[i].scratch);
+                free(jobs[i].out);
+        }
+        free(jobs);
+}
+
+/* Chunks one input file into ops appended to l, blobs appended to blob_fd at *blob_offset. Chunks are
+ * read and hashed here in order, compressed on the workers (a ring of 2 per thread bounds the memory),
+ * and their blobs and ops appended here in order: the output does not depend on the thread count. */
+static int chunk_file(const char *path, const GenerateOptions *o, Workers *w, OpList *l, int blob_fd,
                       uint64_t *blob_offset, uint64_t *ret_size, uint8_t ret_hash[32]) {
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ uint8_t *in = NULL, *scratch = NULL, *out = NULL;
         _cleanup_(sha256_freep) Sha256 *whole = NULL;
-        uint64_t chunk_blocks = o->chunk_size / o->block_size, total = 0;
-        int r;
+        size_t n_jobs = 2 * (size_t) workers_threads(w), head = 0, tail = 0;
+        EncodeJob *jobs = NULL;
+        uint64_t total = 0, emitted = 0;
+        bool eof = false;
+        int r = 0;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return log_error_errno(errno, "Failed to open %s: %m", path);
-        in = malloc(o->chunk_size);
-        scratch = malloc(o->chunk_size);
-        out = malloc(o->chunk_size);
-        if (!in || !scratch || !out || sha256_new(&whole) < 0)
+        jobs = calloc(n_jobs, sizeof *jobs);
+        if (!jobs || sha256_new(&whole) < 0) {
+                free(jobs);
                 return log_oom();
-        for (uint64_t i = 0;; i++) {
-                ssize_t n = loop_read(fd, in, o->chunk_size);
-                const uint8_t *data = NULL;
-                uint8_t h[32];
-                size_t size = 0;
-                int type = 0;
-
-                if (n < 0)
-                        return log_error_errno(n, "Failed to read %s: %m", path);
-                if (n == 0)
-                        break;
-                (void) sha256_update(whole, in, (size_t) n);
-                total += (uint64_t) n;
-                r = encode_chunk(in, (size_t) n, o->compression, scratch, out, &type, &data, &size);
-                if (r < 0)
-                        return r;
-                if (*blob_offset + size > UINT32_MAX)
-                        return log_error_errno(SYNTHETIC_ERRNO(EFBIG),
-                                               "Payload data would pass 4 GiB, which data_offset cannot address.");
-                (void) sha256_buffer(data, size, h);
-                r = loop_write(blob_fd, data, size);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to write temporary blob file: %m");
-                /* Like delta_generator, a short last chunk still declares a whole chunk of blocks; only
-                 * the blocks its data reaches are written. */
-                r = op_list_add(l, op_new(type, *blob_offset, size, h, i * chunk_blocks, chunk_blocks));
-                if (r < 0)
-                        return log_oom();
-                *blob_offset += size;
-                if ((size_t) n < o->chunk_size)
-                        break;
         }
+        for (size_t i = 0; i < n_jobs; i++) {
+                jobs[i].in = malloc(o->chunk_size);
+                jobs[i].scratch = malloc(o->chunk_size);
+                jobs[i].out = malloc(o->chunk_size);
+                jobs[i].compression = o->compression;
+                if (!jobs[i].in || !jobs[i].scratch || !jobs[i].out) {
+                        encode_jobs_free(jobs, n_jobs);
+                        return log_oom();
+                }
+        }
+        /* head: chunks submitted; tail: chunks emitted. */
+        while (r >= 0 && (!eof || tail < head)) {
+                if (!eof && head - tail < n_jobs) {
+                        EncodeJob *j = &jobs[head % n_jobs];
+                        ssize_t n = loop_read(fd, j->in, o->chunk_size);
+                        if (n < 0) {
+                                r = log_error_errno(n, "Failed to read %s: %m", path);
+                                break;
+                        }
+                        if (n == 0) {
+                                eof = true;
+                                continue;
+                        }
+                        (void) sha256_update(whole, j->in, (size_t) n);
+                        total += (uint64_t) n;
+                        j->n = (size_t) n;
+                        workers_submit(w, &j->item, encode_job);
+                        head++;
+                        if ((size_t) n < o->chunk_size)
+                                eof = true;
+                        continue;
+                }
+                EncodeJob *j = &jobs[tail % n_jobs];
+                workers_wait(w, &j->item);
+                r = emit_chunk(j, emitted, o, l, blob_fd, blob_offset);
+                if (r == -EIO && j->r == -EIO)
+                        r = log_error_errno(r, "Compressing chunk %" PRIu64 " of %s failed.", emitted, path);
+                tail++;
+                emitted++;
+        }
+        /* On failure, let the workers finish with the buffers before they go. */
+        for (; tail < head; tail++)
+                workers_wait(w, &jobs[tail % n_jobs].item);
+        encode_jobs_free(jobs, n_jobs);
+        if (r < 0)
+                return r;
         *ret_size = total;
         return sha256_final(whole, ret_hash);
 }
@@ -385,6 +454,7 @@ int payload_generate(const GenerateOptions *o) {
         OpList part = {}, kernel = {}, pcr = {}, noops = {};
         EVP_PKEY *keys[PAYLOAD_SIGNING_KEYS_MAX] = {};
         InstallInfo *infos[3] = {};
+        _cleanup_(workers_freep) Workers *w = NULL;
         _cleanup_close_ int blob_fd = -EBADF;
         _cleanup_free_ char *dir = NULL;
         uint64_t blob = 0, size;
@@ -400,6 +470,9 @@ int payload_generate(const GenerateOptions *o) {
         if (o->n_keys > PAYLOAD_SIGNING_KEYS_MAX)
                 return log_error_errno(SYNTHETIC_ERRNO(E2BIG), "At most %u signing keys are supported.",
                                        PAYLOAD_SIGNING_KEYS_MAX);
+        r = workers_new(o->threads, &w);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start compressing threads: %m");
         r = load_keys(o->keys, o->n_keys, keys);
         if (r < 0)
                 goto finish;
@@ -414,7 +487,7 @@ int payload_generate(const GenerateOptions *o) {
                 goto finish;
         }
 
-        r = chunk_file(o->image, o, &part, blob_fd, &blob, &size, hash);
+        r = chunk_file(o->image, o, w, &part, blob_fd, &blob, &size, hash);
         if (r < 0)
                 goto finish;
         infos[0] = info_new(size, hash);
@@ -439,7 +512,7 @@ int payload_generate(const GenerateOptions *o) {
         for (size_t k = 0; k < ELEMENTSOF(extra); k++) {
                 if (!extra[k].path)
                         continue;
-                r = chunk_file(extra[k].path, o, extra[k].ops, blob_fd, &blob, &size, hash);
+                r = chunk_file(extra[k].path, o, w, extra[k].ops, blob_fd, &blob, &size, hash);
                 if (r < 0)
                         goto finish;
                 infos[1 + k] = info_new(size, hash);

@@ -26,6 +26,7 @@ typedef struct GenerateOptions {
         char **keys; /* private key PEM paths; none = unsigned payload */
         size_t n_keys;
         const char *output;
+        unsigned threads; /* compressing threads; 0 = one per CPU. The output does not depend on it. */
 } GenerateOptions;
 
 int payload_generate(const GenerateOptions *o);

@@ -26,6 +26,10 @@ HashState *hash_state_free(HashState *h) {
         return mfree(h);
 }
 
+void hash_state_copy(HashState *dst, const HashState *src) {
+        *dst = *src;
+}
+
 void hash_state_update(HashState *h, const void *data, size_t size) {
         (void) SHA256_Update(&h->ctx, data, size);
         h->bytes += size;

@@ -14,6 +14,8 @@ typedef struct HashState HashState;
 int hash_state_new(HashState **ret);
 HashState *hash_state_free(HashState *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HashState *, hash_state_free);
+/* dst becomes the same state as src. */
+void hash_state_copy(HashState *dst, const HashState *src);
 void hash_state_update(HashState *h, const void *data, size_t size);
 /* Digest of everything so far; h stays usable. */
 void hash_state_peek(const HashState *h, uint8_t ret[32]);

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <pthread.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "payload-writer-workers.h"
+
+#define WORKERS_MAX 64u
+
+struct Workers {
+        pthread_mutex_t lock;
+        pthread_cond_t queued, finished;
+        WorkItem *head, *tail;
+        bool stop;
+        unsigned n_threads, n_started;
+        pthread_t threads[WORKERS_MAX];
+};
+
+unsigned workers_cpus(void) {
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+                return (unsigned) CPU_COUNT(&set);
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? (unsigned) n : 1;
+}
+
+static void *worker_main(void *userdata) {
+        Workers *w = userdata;
+
+        pthread_mutex_lock(&w->lock);
+        for (;;) {
+                while (!w->head && !w->stop)
+                        pthread_cond_wait(&w->queued, &w->lock);
+                if (!w->head)
+                        break;
+                WorkItem *item = w->head;
+                w->head = item->next;
+                if (!w->head)
+                        w->tail = NULL;
+                pthread_mutex_unlock(&w->lock);
+                item->func(item);
+                pthread_mutex_lock(&w->lock);
+                item->pending = false;
+                pthread_cond_broadcast(&w->finished);
+        }
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
+}
+
+int workers_new(unsigned n_threads, Workers **ret) {
+        Workers *w;
+
+        if (n_threads == 0)
+                n_threads = workers_cpus();
+        n_threads = MIN(n_threads, WORKERS_MAX);
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->queued, NULL);
+        pthread_cond_init(&w->finished, NULL);
+        w->n_threads = n_threads;
+        if (n_threads > 1)
+                for (unsigned i = 0; i < n_threads; i++) {
+                        int r = pthread_create(&w->threads[i], NULL, worker_main, w);
+                        if (r != 0) {
+                                workers_free(w);
+                                return -r;
+                        }
+                        w->n_started++;
+                }
+        *ret = w;
+        return 0;
+}
+
+Workers *workers_free(Workers *w) {
+        if (!w)
+                return NULL;
+        pthread_mutex_lock(&w->lock);
+        w->stop = true;
+        pthread_cond_broadcast(&w->queued);
+        pthread_mutex_unlock(&w->lock);
+        for (unsigned i = 0; i < w->n_started; i++)
+                pthread_join(w->threads[i], NULL);
+        pthread_cond_destroy(&w->queued);
+        pthread_cond_destroy(&w->finished);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+        return NULL;
+}
+
+unsigned workers_threads(const Workers *w) {
+        return w->n_threads;
+}
+
+void workers_submit(Workers *w, WorkItem *item, WorkFunc func) {
+        item->func = func;
+        item->next = NULL;
+        if (w->n_started == 0) {
+                item->pending = false;
+                func(item);
+                return;
+        }
+        pthread_mutex_lock(&w->lock);
+        item->pending = true;
+        if (w->tail)
+                w->tail->next = item;
+        else
+                w->head = item;
+        w->tail = item;
+        pthread_cond_signal(&w->queued);
+        pthread_mutex_unlock(&w->lock);
+}
+
+void workers_wait(Workers *w, WorkItem *item) {
+        if (w->n_started == 0)
+                return;
+        pthread_mutex_lock(&w->lock);
+        while (item->pending)
+                pthread_cond_wait(&w->finished, &w->lock);
+        pthread_mutex_unlock(&w->lock);
+}
