@@ -14,17 +14,23 @@ BENCH_CACHE=${BENCH_CACHE:-$top/bench/.cache}
 mkdir -p "$BENCH_CACHE"
 PATH=$PATH:/usr/sbin:/sbin
 
-smoke=0 runs=3
+smoke=0 runs=3 size_mib=
 bench_parse_args() {
   for a in "$@"; do
     case $a in
       --smoke) smoke=1 ;;
+      --mib=*) size_mib=${a#--mib=} ;;  # a slot of this many MiB instead of 1024 (not the Flatcar size)
       --runs=*) runs=${a#--runs=} ;;
       -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
       *) echo "$(basename "$0"): unknown argument $a" >&2; exit 2 ;;
     esac
   done
   if [ $smoke = 1 ]; then runs=1; fi
+}
+
+# bench_size: the slot size in MiB for this run: 1024, --mib=N, or 32 with --smoke
+bench_size() {
+  if [ -n "$size_mib" ]; then echo "$size_mib"; elif [ $smoke = 1 ]; then echo 32; else echo 1024; fi
 }
 
 # BENCH_BUILD_DIR=DIR uses the programs of an existing build instead (the smoke test does, with the
