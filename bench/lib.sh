@@ -21,7 +21,7 @@ bench_parse_args() {
       --smoke) smoke=1 ;;
       --mib=*) size_mib=${a#--mib=} ;;  # a slot of this many MiB instead of 1024 (not the Flatcar size)
       --runs=*) runs=${a#--runs=} ;;
-      -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+      -h|--help) sed -n '2,/^source /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
       *) echo "$(basename "$0"): unknown argument $a" >&2; exit 2 ;;
     esac
   done
