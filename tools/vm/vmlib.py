@@ -77,6 +77,7 @@ ROOT_SIZE = 384 * MIB
 # Partition numbers as in Flatcar's disk layout.
 PART_ESP, PART_BIOS, PART_USR_A, PART_USR_B, PART_ROOT = 1, 2, 3, 4, 9
 
+GUEST_SERVER = "10.0.2.100:8080"  # QEMU guestfwd to the host's test server on 127.0.0.1
 MACHINE_ID = "5377697463687961726456d50726f6f"  # fixed so the Omaha machineid is stable
 
 BUILDER_VERSION = "6"  # bump when the build steps change in a way the input hashes do not see
@@ -281,10 +282,13 @@ def module_closure(deps, roots):
 
 # ---- the suite ----
 
-def build_suite(source_dir=SOURCE_DIR):
+def build_suite(source_dir=None):
     """Builds the suite for the guest (prefix /usr, no sanitizers) and installs it into a tree.
 
+    The source is this checkout, or $SWITCHYARD_VM_SOURCE (another checkout of the suite).
+
     Returns (destdir, hash of the installed tree)."""
+    source_dir = source_dir or os.environ.get("SWITCHYARD_VM_SOURCE") or SOURCE_DIR
     cache = cache_dir()
     bdir = os.path.join(cache, "suite-build-" + hashlib.sha256(source_dir.encode()).hexdigest()[:8])
     if not os.path.exists(os.path.join(bdir, "build.ninja")):
@@ -296,7 +300,7 @@ def build_suite(source_dir=SOURCE_DIR):
     r = run(["ninja", "-C", bdir], capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise RuntimeError("building the suite for the guest failed:\n" + r.stdout[-4000:] + r.stderr[-2000:])
-    dest = os.path.join(cache, "suite-install")
+    dest = bdir + "-install"
     if os.path.isdir(dest):
         shutil.rmtree(dest)
     run(["meson", "install", "-C", bdir, "--destdir", dest, "--quiet"], stdout=subprocess.DEVNULL)
@@ -306,6 +310,39 @@ def build_suite(source_dir=SOURCE_DIR):
 def suite_programs(destdir):
     return sorted(os.listdir(os.path.join(destdir, "usr/bin"))) if os.path.isdir(
         os.path.join(destdir, "usr/bin")) else []
+
+
+# ---- payload signing keys (test keys, made once per cache) ----
+
+def test_keys():
+    """(private key, public key) PEM paths of the VM proof's payload signing key."""
+    d = os.path.join(cache_dir(), "keys")
+    priv, pub = os.path.join(d, "payload-key.pem"), os.path.join(d, "payload-key.pub.pem")
+    if not os.path.exists(pub):
+        with building(d) as tmp:
+            os.makedirs(tmp)
+            run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                 "-out", os.path.join(tmp, "payload-key.pem")], stderr=subprocess.DEVNULL)
+            run(["openssl", "pkey", "-in", os.path.join(tmp, "payload-key.pem"), "-pubout",
+                 "-out", os.path.join(tmp, "payload-key.pub.pem")])
+    return priv, pub
+
+
+def build_payload(usr_info, suite_build):
+    """Version's full update payload (CrAU) made by the suite's own `payload-writer generate` from the
+    /usr image (filesystem + verity tree) with the kernel procedure, signed with the test key."""
+    out = os.path.join(usr_info["dir"], "payload.bin")
+    if os.path.exists(out):
+        return out
+    pw = os.path.join(suite_build, "src/payload-writer/payload-writer")
+    if not os.path.exists(pw):
+        raise RuntimeError("this build of the suite has no payload-writer")
+    priv, _ = test_keys()
+    log(f"generating the update payload for {usr_info['version']}")
+    with building(out) as tmp:
+        run([pw, "generate", f"--image={usr_info['image']}", f"--kernel={usr_info['kernel']}",
+             f"--key={priv}", "--compress=bz2", f"--output={tmp}"], stdout=subprocess.DEVNULL)
+    return out
 
 
 # ---- the /usr slot image ----
@@ -360,9 +397,16 @@ def stage_usr_tree(base, kdir, suite_dest, version, extra_usr_files=None):
     with open(os.path.join(usr, "lib/os-release"), "w") as f:
         f.write('NAME="switchyard VM proof"\nID=switchyard-vm\nID_LIKE=debian flatcar\n'
                 f'VERSION={version}\nVERSION_ID={version}\nPRETTY_NAME="switchyard VM proof {version}"\n')
+    # Trusted payload key, where Flatcar keeps it.
+    with open(test_keys()[1]) as f:
+        extra_usr_files = dict(extra_usr_files or {})
+        extra_usr_files.setdefault("share/update_engine/update-payload-key.pub.pem", f.read())
     for rel, content in (extra_usr_files or {}).items():
         p = os.path.join(usr, rel)
         os.makedirs(os.path.dirname(p), exist_ok=True)
+        if isinstance(content, (list, tuple)) and content[0] == "symlink":
+            os.symlink(content[1], p)
+            continue
         with open(p, "w") as f:
             f.write(content)
     return stage
@@ -373,8 +417,10 @@ def build_usr(base, kdir, suite_dest, suite_hash, version, extra_usr_files=None)
 
     Returns a dict: image, root_hash, hash_offset, size, kernel, version."""
     cache = cache_dir()
+    with open(test_keys()[1]) as f:
+        pubkey = f.read()
     key = key_of("usr", os.path.basename(base), os.path.basename(kdir), suite_hash, version,
-                 extra_usr_files or {})
+                 extra_usr_files or {}, pubkey)
     final = os.path.join(cache, f"usr-{version}-{key}")
     if not os.path.isdir(final):
         log(f"building /usr image for version {version}")
@@ -499,6 +545,12 @@ def build_root_tree(base, suite_dest, stage):
     write("etc/systemd/system/switchyard-vm-agent.service", AGENT_UNIT)
     write("etc/systemd/system/switchyard-vm-report.service", REPORT_UNIT)
     write("etc/switchyard/slot-manager.conf", "ESP=/boot\n")
+    # The update server: the host's test server, reached through QEMU's guestfwd.
+    write("etc/flatcar/update.conf", f"SERVER=http://{GUEST_SERVER}/v1/update/\nGROUP=stable\n")
+    # Check soon after the daemon starts (update_engine waits 7-17 minutes), then every minute.
+    write("etc/switchyard/omaha-client.conf", "FIRST_CHECK_DELAY_SEC=3\nFIRST_CHECK_FUZZ_SEC=0\n"
+          "CHECK_INTERVAL_SEC=60\nCHECK_FUZZ_SEC=0\nMIN_CHECK_INTERVAL_SEC=20\nMIN_CHECK_INTERVAL_FUZZ_SEC=0\n"
+          "RETRY_DELAY_SEC=5\n")
     # Root without a password on the serial console, for looking into a failed scenario by hand.
     shadow = os.path.join(etc, "shadow")
     with open(shadow) as f:
@@ -667,11 +719,12 @@ def build_all(versions=("1.0.0",), extra=None):
     base = build_base()
     kdir = build_kernel()
     suite_dest, suite_hash = build_suite()
+    suite_build = suite_dest[:-len("-install")]
     usrs = {}
     for v in versions:
         usrs[v] = build_usr(base, kdir, suite_dest, suite_hash, v, (extra or {}).get(v))
     disk = build_disk(base, kdir, suite_dest, suite_hash, usrs[versions[0]])
     import initramfs  # noqa: E402 (same directory)
     initrd = initramfs.build_initramfs(kdir, suite_dest)
-    return {"kernel": kernel_info(kdir), "vmlinuz": kernel_info(kdir)["vmlinuz"], "initramfs": initrd,
-            "disk": disk, "usr": usrs, "suite": suite_dest, "suite_hash": suite_hash, "base": base}
+    return {"kernel": kernel_info(kdir), "suite_build": suite_build, "vmlinuz": kernel_info(kdir)["vmlinuz"], "initramfs": initrd,
+            "disk": disk, "usr": usrs, "suite": suite_dest, "kdir": kdir, "suite_hash": suite_hash, "base": base}

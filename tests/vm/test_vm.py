@@ -1,0 +1,172 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Scenarios of the VM proof (see conftest.py and tools/vm/vmlib.py)."""
+import json
+import re
+import time
+
+import pytest
+from conftest import need
+
+BOOT_TIMEOUT = 300  # seconds from QEMU start to boot-complete.target; ~90 s under TCG on 2 cores
+
+
+def boot(g, expect_version=None, timeout=BOOT_TIMEOUT):
+    """One boot of the machine; returns (version, initrd lines) once boot-complete.target was reached."""
+    g.boot()
+    m = g.wait_console(r"SWITCHYARD-VM: boot-complete version=(\S+) usr=(\S+)", timeout)
+    initrd = re.findall(r"switchyard-initrd: (.*)", g.console_text())
+    if expect_version:
+        assert m.group(1) == expect_version, f"booted {m.group(1)}, expected {expect_version}; console {g.console}"
+    return m.group(1), initrd
+
+
+def reboot(g, timeout=180):
+    """systemctl reboot in the guest; QEMU runs with -no-reboot, so the process ends."""
+    g.sock.sendall(b"systemctl reboot\n")
+    g.wait_exit(timeout)
+
+
+def slots(g):
+    return json.loads(g.out("slot-manager status --json"))
+
+
+def slot(st, name):
+    return next(s for s in st["slots"] if s["slot"] == name)
+
+
+def usr_backing(g):
+    """(dm uuid, partition under /usr) of the running guest."""
+    out = g.out("d=$(basename $(readlink -f /dev/mapper/usr)); cat /sys/block/$d/dm/uuid; ls /sys/block/$d/slaves; "
+                "findmnt -no SOURCE,FSTYPE,OPTIONS /usr")
+    lines = out.split("\n")
+    return lines[0].strip(), lines[1].strip(), lines[2]
+
+
+def omaha_status(g):
+    return json.loads(g.out("omaha-client status --json"))
+
+
+def wait_status(g, pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    st = None
+    while time.monotonic() < deadline:
+        try:
+            st = omaha_status(g)
+        except Exception:  # noqa: BLE001 (daemon restarting)
+            st = None
+        if st is not None and pred(st):
+            return st
+        time.sleep(3)
+    pytest.fail(f"omaha-client never got to {what}; last status {st}; console {g.console}")
+
+
+def assert_verity_usr(g, partition):
+    uuid, slave, mount = usr_backing(g)
+    assert uuid.startswith("CRYPT-VERITY-"), f"/usr is not a dm-verity device: {uuid}"
+    assert slave == partition, f"/usr is verity on {slave}, expected {partition}"
+    assert mount.split()[1] == "squashfs" and "ro" in mount.split()[2].split(",")
+
+
+def test_boot_slot_a_with_verity(vm, guest):
+    """The built disk boots: the initramfs chooses USR-A by gptprio, reads its root hash from
+    flatcar/vmlinuz-a, opens /usr with dm-verity, systemd reaches boot-complete.target."""
+    have_slot_manager = "slot-manager" in vm["programs"]
+    g = guest(append="" if have_slot_manager else "switchyard.slot=a")
+    version, initrd = boot(g, "1.0.0")
+    text = "\n".join(initrd)
+    assert f"root hash {vm['usr']['1.0.0']['root_hash']} (from flatcar/vmlinuz-a)" in text
+    assert "dm-verity active: /dev/mapper/usr on /dev/vda3" in text
+    assert_verity_usr(g, "vda3")
+    assert g.out("cat /proc/cmdline").find("switchyard.slot") < 0 or not have_slot_manager
+    if have_slot_manager:
+        assert re.search(r'boot-select: .*"label":"USR-A"', text), text
+        st = slots(g)
+        assert st["booted"] == "a"
+        assert slot(st, "a")["successful"] and slot(st, "a")["priority"] >= 1
+    if "verity-check" in vm["programs"]:
+        st = json.loads(g.out("verity-check status --json"))
+        assert st.get("root_hash") == vm["usr"]["1.0.0"]["root_hash"], st
+    # The guest's state before the power goes: the agent answers, nothing failed.
+    assert g.out("systemctl is-system-running --wait").strip() in ("running", "degraded")
+    failed = g.out("systemctl --failed --no-legend --plain")
+    assert failed.strip() == "", failed
+
+
+def test_update_a_to_b(vm, guest, release, omaha):
+    """omaha-client (started by its units) updates A to B from a local Omaha server; B boots with
+    dm-verity and is marked good; the server saw every event, 3/2 with previousversion after reboot."""
+    need(vm, "omaha-client", "slot-manager", "payload-writer", "verity-check")
+    v2 = release("2.0.0")
+    srv = omaha(v2["payload"], "2.0.0")
+    g = guest(server_port=srv.port)
+    boot(g, "1.0.0")
+    st = wait_status(g, lambda s: s.get("current_operation", s.get("status", "")) == "UPDATE_STATUS_UPDATED_NEED_REBOOT"
+                     or "NEED_REBOOT" in json.dumps(s), 600, "UPDATED_NEED_REBOOT")
+    before = slots(g)
+    assert slot(before, "b")["priority"] > slot(before, "a")["priority"]
+    assert slot(before, "b")["tries"] == 1 and not slot(before, "b")["successful"]
+    assert before["booted"] == "a" and before["next"] == "b"
+    # The suite wrote USR-B and vmlinuz-b: the kernel file carries version 2's root hash.
+    assert g.out("verity-check root-hash --kernel=/boot/flatcar/vmlinuz-b").strip() == v2["root_hash"]
+    events = srv.events()
+    assert (13, 1, None, None) in [(e[0], e[1], e[2], None) for e in events], events
+    assert any(e[0] == 14 and e[1] == 1 for e in events), events
+    assert any(e[0] == 3 and e[1] == 1 for e in events), events
+
+    reboot(g)
+    version, initrd = boot(g, "2.0.0")
+    text = "\n".join(initrd)
+    assert re.search(r'boot-select: .*"label":"USR-B"', text), text
+    assert f"root hash {v2['root_hash']} (from flatcar/vmlinuz-b)" in text
+    assert_verity_usr(g, "vda4")
+    after = slots(g)
+    assert after["booted"] == "b"
+    assert slot(after, "b")["successful"] and slot(after, "b")["tries"] == 0
+    assert slot(after, "b")["priority"] > slot(after, "a")["priority"]
+    # First check after the reboot: event 3/2 with the old version.
+    assert srv.wait_for(lambda: any(e[0] == 3 and e[1] == 2 and e[3] == "1.0.0" for e in srv.events()), 180), \
+        srv.events()
+    # And it does not download the same version again.
+    time.sleep(5)
+    assert not any(r.method == "GET" for r in srv.payload_requests[len([r for r in srv.payload_requests]):])
+
+
+def test_bad_update_rolls_back(vm, guest, release, omaha):
+    """B's health check fails before boot-complete.target: B is never marked good, the next boot is
+    A again, omaha-client reports the rollback and does not download version 2 again."""
+    need(vm, "omaha-client", "slot-manager", "payload-writer", "verity-check")
+    bad = release("2.0.0", bad=True)
+    srv = omaha(bad["payload"], "2.0.0")
+    g = guest(server_port=srv.port)
+    boot(g, "1.0.0")
+    wait_status(g, lambda s: "NEED_REBOOT" in json.dumps(s), 600, "UPDATED_NEED_REBOOT")
+    downloads = len([r for r in srv.payload_requests if r.method == "GET"])
+    assert downloads >= 1
+    reboot(g)
+
+    # Boot on B: the health check fails, boot-complete.target is never reached.
+    g.boot()
+    g.wait_console(r"SWITCHYARD-VM: health check failed", BOOT_TIMEOUT)
+    assert "SWITCHYARD-VM: boot-complete" not in g.console_text()
+    initrd = "\n".join(re.findall(r"switchyard-initrd: (.*)", g.console_text()))
+    assert re.search(r'boot-select: .*"label":"USR-B"', initrd), initrd
+    st = slots(g)
+    assert st["booted"] == "b"
+    assert not slot(st, "b")["successful"] and slot(st, "b")["tries"] == 0
+    assert g.out("systemctl is-active slot-manager-mark-good.service", timeout=30).strip() != "active" \
+        if g.run("true")[0] == 0 else True
+    g.run("systemctl --no-block reboot", check=False)
+    g.wait_exit(180)
+
+    # Next boot: gptprio falls back to A, which was never touched.
+    version, initrd = boot(g, "1.0.0")
+    assert re.search(r'boot-select: .*"label":"USR-A"', "\n".join(initrd))
+    assert_verity_usr(g, "vda3")
+    st = slots(g)
+    assert st["booted"] == "a" and not slot(st, "b")["successful"]
+    # omaha-client reports the rollback: update-complete event with an error code and the version it
+    # left (spec 1.6: error 44 when the previous version is still running).
+    assert srv.wait_for(lambda: any(e[0] == 3 and e[1] == 0 for e in srv.events()), 180), srv.events()
+    time.sleep(70)  # at least one more scheduled check (CHECK_INTERVAL_SEC=60)
+    assert len([r for r in srv.payload_requests if r.method == "GET"]) == downloads, srv.payload_requests
+    assert "NEED_REBOOT" not in json.dumps(omaha_status(g))
