@@ -96,7 +96,7 @@ After=local-fs.target
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'echo "SWITCHYARD-VM: health check failed" >/dev/ttyS0; exit 1'
+ExecStart=/bin/sh -c 'echo "SWITCHYARD-VM: health check failed" >/dev/kmsg; exit 1'
 """,
     "lib/systemd/system/boot-complete.target.requires/switchyard-vm-health.service":
         ["symlink", "../switchyard-vm-health.service"],

@@ -80,7 +80,8 @@ PART_ESP, PART_BIOS, PART_USR_A, PART_USR_B, PART_ROOT = 1, 2, 3, 4, 9
 GUEST_SERVER = "10.0.2.100:8080"  # QEMU guestfwd to the host's test server on 127.0.0.1
 MACHINE_ID = "5377697463687961726456d50726f6f"  # fixed so the Omaha machineid is stable
 
-BUILDER_VERSION = "6"  # bump when the build steps change in a way the input hashes do not see
+BUILDER_VERSION = "7"  # bump only when every stage must be rebuilt (it keys the debootstrap too)
+ROOT_VERSION = "1"  # bump when the ROOT tree (build_root_tree) changes
 
 
 def log(msg):
@@ -489,9 +490,8 @@ Requires=boot-complete.target
 
 [Service]
 Type=oneshot
-StandardOutput=tty
-TTYPath=/dev/ttyS0
-ExecStart=/bin/sh -c 'echo "SWITCHYARD-VM: boot-complete version=$(. /usr/share/flatcar/release; echo $FLATCAR_RELEASE_VERSION) usr=$(findmnt -no SOURCE /usr)"'
+# The kernel log goes to the serial console (console=ttyS0), whoever holds the tty.
+ExecStart=/bin/sh -c 'echo "SWITCHYARD-VM: boot-complete version=$(. /usr/share/flatcar/release; echo $FLATCAR_RELEASE_VERSION) usr=$(findmnt -fno SOURCE /usr)" >/dev/kmsg'
 
 [Install]
 WantedBy=multi-user.target
@@ -657,7 +657,7 @@ def partition_offsets():
 def build_disk(base, kdir, suite_dest, suite_hash, usr_a):
     """The whole disk: USR-A holds usr_a (priority 1, successful), USR-B empty, ROOT from the base."""
     cache = cache_dir()
-    key = key_of("disk", os.path.basename(base), os.path.basename(kdir), suite_hash, usr_a["root_hash"],
+    key = key_of("disk", ROOT_VERSION, os.path.basename(base), os.path.basename(kdir), suite_hash, usr_a["root_hash"],
                  partition_offsets()[1])
     final = os.path.join(cache, f"disk-{key}.raw")
     if os.path.exists(final):
