@@ -15,7 +15,8 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(SOURCE, "tools/vm"))
-sys.path.insert(0, os.path.join(SOURCE, "tests/lib"))
+# Test helpers (omaha_server.py) from the same checkout the guest's suite is built from.
+sys.path.insert(0, os.path.join(os.environ.get("SWITCHYARD_VM_SOURCE") or SOURCE, "tests/lib"))
 
 import qemu  # noqa: E402
 import vmlib  # noqa: E402
