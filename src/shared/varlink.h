@@ -11,8 +11,11 @@
  * reading while its output buffer is over the limit, is disconnected; the server keeps serving.
  *
  * File descriptors travel as SCM_RIGHTS ancillary data on the sendmsg() that carries the first byte of
- * the message which refers to them; parameters name them by index into that message's fd array
- * (e.g. {"target": 0}). At most VARLINK_FDS_MAX per message.
+ * the message which refers to them (that sendmsg() must not carry bytes of a later message); parameters
+ * name them by index into that message's fd array (e.g. {"target": 0}). At most VARLINK_FDS_MAX per
+ * message; a peer sending more is disconnected. A receiver attributes the fds of one recvmsg() to the
+ * message holding the last byte that recvmsg() returned, since Linux ends a read right after the data
+ * that came with fds.
  *
  * Calls may be answered later: a handler that returns 0 without replying keeps the call open (take a
  * reference with varlink_call_ref() to reply from another event source). A handler returning a negative
@@ -71,12 +74,20 @@ int varlink_server_new(VarlinkServer **ret, sd_event *event, const VarlinkServer
 VarlinkServer *varlink_server_free(VarlinkServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkServer *, varlink_server_free);
 
-/* The interface struct must outlive the server. Methods not in the IDL are not callable. */
+/* The interface struct must outlive the server. The IDL text must start with "interface <name>" matching
+ * iface->name, and every method in iface->methods must be declared in it (else -EINVAL, logged). A method
+ * the IDL declares without a handler answers org.varlink.service.MethodNotImplemented; a name the IDL
+ * does not declare answers MethodNotFound. */
 int varlink_server_add_interface(VarlinkServer *s, const VarlinkInterface *iface);
 /* Takes every socket passed by systemd (sd_listen_fds); returns how many, 0 if none. */
 int varlink_server_listen_fds(VarlinkServer *s);
-/* Binds and listens on an AF_UNIX path (an existing socket file is replaced), with the given mode. */
+/* Binds and listens on an AF_UNIX path ("unix:" prefix allowed) with the given mode. An existing socket
+ * file is replaced; any other file there is an error (-EEXIST). The path appears only once it accepts
+ * connections. */
 int varlink_server_listen_address(VarlinkServer *s, const char *path, mode_t mode);
+/* Serves an already connected AF_UNIX stream socket (ownership taken; it is made non-blocking by the
+ * caller). For tests, fuzzers and inetd-style use. */
+int varlink_server_add_connection(VarlinkServer *s, int fd);
 /* When no connection is open for usec, exit the event loop with code 0. 0 disables (the default). */
 int varlink_server_set_exit_on_idle(VarlinkServer *s, uint64_t usec);
 /* Overrides VARLINK_MESSAGE_MAX for incoming and queued outgoing bytes per connection. */
@@ -122,13 +133,16 @@ void varlink_call_set_disconnect_handler(VarlinkCall *c, void (*handler)(Varlink
 int varlink_client_connect(VarlinkClient **ret, const char *address);
 VarlinkClient *varlink_client_free(VarlinkClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(VarlinkClient *, varlink_client_free);
-/* 0 = no timeout (default). */
+/* How long to wait for each message to be sent and for each reply (so long streams are fine while
+ * they make progress); -ETIMEDOUT then, and the connection cannot be used further. 0 = no timeout
+ * (default). */
 void varlink_client_set_timeout(VarlinkClient *c, uint64_t usec);
 
 /* Queues fd (dup'ed; caller keeps its own) for the next call; returns its index. */
 int varlink_client_push_fd(VarlinkClient *c, int fd);
 
-/* One call, one reply. On a varlink error reply returns -EBADE (or the "errno" field of
+/* One call, one reply. parameters is borrowed (the caller keeps its reference; NULL = {}); the same holds
+ * for varlink_client_call_more(). On a varlink error reply returns -EBADE (or the "errno" field of
  * io.switchyard.InternalError, negated), with ret_error set to the error name (owned by the client,
  * valid until the next call) and ret_reply to its parameters. ret_* may be NULL. */
 int varlink_client_call(VarlinkClient *c, const char *method, json_t *parameters, json_t **ret_reply,

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "fileio.h"
+#include "log.h"
+#include "metadata-agent-provider.h"
+
+static const Provider *const providers[] = {
+        &provider_akamai,
+        &provider_aliyun,
+        &provider_aws,
+        &provider_azure,
+        &provider_azurestack,
+        &provider_cloudstack_configdrive,
+        &provider_cloudstack_metadata,
+        &provider_digitalocean,
+        &provider_exoscale,
+        &provider_gcp,
+        &provider_hetzner,
+        &provider_ibmcloud,
+        &provider_ibmcloud_classic,
+        &provider_kubevirt,
+        &provider_openstack,
+        &provider_openstack_metadata,
+        &provider_oraclecloud,
+        &provider_packet,
+        &provider_powervs,
+        &provider_proxmoxve,
+        &provider_scaleway,
+        &provider_upcloud,
+        &provider_vultr,
+};
+
+const Provider *provider_find(const char *name) {
+        if (streq(name, "ec2"))
+                name = "aws";
+        else if (streq(name, "gce"))
+                name = "gcp";
+        for (size_t i = 0; i < ELEMENTSOF(providers); i++)
+                if (streq(providers[i]->name, name))
+                        return providers[i];
+        return NULL;
+}
+
+const char *const *provider_names(void) {
+        static const char *names[ELEMENTSOF(providers) + 1];
+        for (size_t i = 0; i < ELEMENTSOF(providers); i++)
+                names[i] = providers[i]->name;
+        return names;
+}
+
+char *provider_base(const ProviderContext *c, const Provider *p, const char *env_name, const char *def) {
+        _cleanup_free_ char *var = NULL;
+        const char *v = NULL;
+        char *r;
+        size_t l;
+
+        if (asprintf(&var, "SWITCHYARD_METADATA_URL_%s", env_name) < 0)
+                return NULL;
+        v = getenv(var);
+        if (isempty(v) && streq_ptr(env_name, p->env_name))
+                v = c->base_url;
+        if (isempty(v))
+                v = def;
+        r = strdup(v);
+        if (!r)
+                return NULL;
+        l = strlen(r);
+        while (l > 0 && r[l - 1] == '/')
+                r[--l] = '\0';
+        return r;
+}
+
+void strv_free_n(char **v, size_t n) {
+        if (!v)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+int fetch_endpoints(const ProviderContext *c, const char *base, const HttpHeader *headers, size_t n_headers,
+                    const Endpoint *eps, size_t n, bool none_on_404, bool skip_empty, Metadata *m) {
+        _cleanup_free_ FetchRequest *reqs = calloc(n, sizeof(FetchRequest));
+        int r = 0;
+
+        if (!reqs)
+                return log_oom();
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                _cleanup_free_ char *url = NULL;
+                if (asprintf(&url, "%s/%s", base, eps[i].path) < 0)
+                        r = -ENOMEM;
+                else
+                        r = fetch_request_init(&reqs[i], url, headers, n_headers, BODY_RAW, none_on_404);
+        }
+        if (r >= 0)
+                r = fetch_many(&c->policy, reqs, n);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                if (!reqs[i].found || (skip_empty && isempty(reqs[i].data)))
+                        continue;
+                r = metadata_set_attr(m, eps[i].key, reqs[i].data);
+        }
+        for (size_t i = 0; i < n; i++)
+                fetch_request_done(&reqs[i]);
+        return r;
+}
+
+int fetch_text(const ProviderContext *c, const char *url, const HttpHeader *headers, size_t n_headers,
+               bool none_on_404, char **ret) {
+        FetchRequest req;
+        int r;
+
+        r = fetch_request_init(&req, url, headers, n_headers, BODY_RAW, none_on_404);
+        if (r >= 0)
+                r = fetch_one(&c->policy, &req);
+        if (r >= 0)
+                *ret = req.found ? TAKE_PTR(req.data) : NULL;
+        fetch_request_done(&req);
+        return r;
+}
+
+int ec2_parse_key_list(const char *text, char ***ret_indices, size_t *ret_n) {
+        char **v = NULL;
+        size_t n = 0;
+
+        for (const char *p = text; *p;) {
+                size_t l = strcspn(p, "\n");
+                const char *eq = memchr(p, '=', l);
+                char **nv;
+
+                if (l > 0 && !(l == 1 && *p == '\r')) {
+                        if (!eq || memchr(eq + 1, '=', l - (size_t) (eq - p) - 1) || eq == p) {
+                                strv_free_n(v, n);
+                                return -EBADMSG;
+                        }
+                        nv = reallocarray(v, n + 1, sizeof(char *));
+                        if (!nv || !(nv[n] = strndup(p, (size_t) (eq - p)))) {
+                                strv_free_n(nv ?: v, n);
+                                return -ENOMEM;
+                        }
+                        v = nv;
+                        n++;
+                }
+                p += l;
+                if (*p == '\n')
+                        p++;
+        }
+        *ret_indices = v;
+        *ret_n = n;
+        return 0;
+}
+
+int fetch_ec2_ssh_keys_from_list(const ProviderContext *c, const char *list_url, const char *list,
+                                 const HttpHeader *headers, size_t n_headers, Metadata *m) {
+        _cleanup_free_ FetchRequest *reqs = NULL;
+        char **idx = NULL;
+        size_t n = 0;
+        int r;
+
+        m->ssh_keys_valid = true;
+        if (!list)
+                return 0;
+        r = ec2_parse_key_list(list, &idx, &n);
+        if (r == -EBADMSG)
+                return log_error_errno(r, "Malformed SSH key listing from %s (expected <index>=<name> lines).",
+                                       list_url);
+        if (r < 0)
+                return r;
+        reqs = calloc(MAX(n, 1u), sizeof(FetchRequest));
+        if (!reqs)
+                r = -ENOMEM;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                _cleanup_free_ char *url = NULL;
+                if (asprintf(&url, "%s/%s/openssh-key", list_url, idx[i]) < 0)
+                        r = -ENOMEM;
+                else
+                        r = fetch_request_init(&reqs[i], url, headers, n_headers, BODY_RAW, false);
+        }
+        if (r >= 0)
+                r = fetch_many(&c->policy, reqs, n);
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = metadata_add_ssh_keys_text(m, reqs[i].data, false, reqs[i].url);
+        for (size_t i = 0; reqs && i < n; i++)
+                fetch_request_done(&reqs[i]);
+        strv_free_n(idx, n);
+        return r;
+}
+
+int fetch_ec2_ssh_keys(const ProviderContext *c, const char *list_url, const HttpHeader *headers,
+                       size_t n_headers, Metadata *m) {
+        _cleanup_free_ char *list = NULL;
+        int r;
+
+        r = fetch_text(c, list_url, headers, n_headers, true, &list);
+        if (r < 0)
+                return r;
+        return fetch_ec2_ssh_keys_from_list(c, list_url, list, headers, n_headers, m);
+}
+
+int json_member_string(json_t *obj, const char *key, const char **ret) {
+        json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+
+        if (!v || json_is_null(v)) {
+                *ret = NULL;
+                return 0;
+        }
+        if (!json_is_string(v))
+                return log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "Metadata field \"%s\" is not a string.", key);
+        *ret = json_string_value(v);
+        return 1;
+}
+
+json_t *json_path(json_t *obj, const char *path) {
+        json_t *cur = obj;
+
+        for (const char *p = path; cur && *p;) {
+                size_t l = strcspn(p, ".");
+                char key[128];
+
+                if (l >= sizeof(key) || !json_is_object(cur))
+                        return NULL;
+                memcpy(key, p, l);
+                key[l] = '\0';
+                cur = json_object_get(cur, key);
+                p += l;
+                if (*p == '.')
+                        p++;
+        }
+        return cur;
+}
+
+static void udevadm_settle(void) {
+        pid_t pid = fork();
+        if (pid < 0)
+                return;
+        if (pid == 0) {
+                execlp("udevadm", "udevadm", "settle", (char *) NULL);
+                _exit(127);
+        }
+        (void) waitpid(pid, NULL, 0);
+}
+
+int config_drive_open(const ProviderContext *c, const char *const *labels, const char *fstype, char **ret_dir,
+                      bool *ret_mounted) {
+        _cleanup_free_ char *dir = NULL;
+        int r = -ENOENT;
+
+        if (c->config_drive) {
+                struct stat st;
+                if (stat(c->config_drive, &st) < 0 || !S_ISDIR(st.st_mode))
+                        return log_error_errno(errno ?: ENOTDIR, "Config drive directory %s: %m", c->config_drive);
+                dir = strdup(c->config_drive);
+                if (!dir)
+                        return -ENOMEM;
+                *ret_dir = TAKE_PTR(dir);
+                *ret_mounted = false;
+                return 0;
+        }
+        bool any = false;
+        for (const char *const *l = labels; *l; l++) {
+                _cleanup_free_ char *dev = NULL;
+                if (asprintf(&dev, "/dev/disk/by-label/%s", *l) < 0)
+                        return -ENOMEM;
+                any = any || access(dev, F_OK) >= 0;
+        }
+        if (!any)
+                return -ENODEV;
+        dir = strdup("/tmp/afterburn-XXXXXX");
+        if (!dir || !mkdtemp(dir))
+                return log_error_errno(dir ? errno : ENOMEM, "Failed to create a mount point: %m");
+        for (const char *const *l = labels; *l; l++) {
+                _cleanup_free_ char *dev = NULL;
+                unsigned delay = 1;
+
+                if (asprintf(&dev, "/dev/disk/by-label/%s", *l) < 0)
+                        return -ENOMEM;
+                if (access(dev, F_OK) < 0)
+                        continue;
+                for (unsigned attempt = 0; attempt <= 3; attempt++) {
+                        if (mount(dev, dir, fstype, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) >= 0) {
+                                *ret_dir = TAKE_PTR(dir);
+                                *ret_mounted = true;
+                                return 0;
+                        }
+                        r = -errno;
+                        log_info_errno(r, "Mounting %s failed (%m), retrying.", dev);
+                        udevadm_settle();
+                        sleep(delay);
+                        delay *= 2;
+                }
+        }
+        (void) rmdir(dir);
+        return log_error_errno(r, "No usable config drive found: %m");
+}
+
+void config_drive_close(char *dir, bool mounted) {
+        if (!dir)
+                return;
+        if (mounted) {
+                if (umount2(dir, 0) < 0)
+                        log_warning_errno(errno, "Failed to unmount %s: %m", dir);
+                else
+                        (void) rmdir(dir);
+        }
+        free(dir);
+}
+
+int config_drive_read(const char *dir, const char *path, char **ret, size_t *ret_size) {
+        _cleanup_free_ char *p = NULL;
+        if (asprintf(&p, "%s/%s", dir, path) < 0)
+                return -ENOMEM;
+        return read_full_file(p, METADATA_BODY_MAX, ret, ret_size);
+}

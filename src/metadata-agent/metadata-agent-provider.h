@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The table of providers and what they share. Each provider lives in metadata-agent-<name>.c and fills a
+ * Metadata with what was asked for; nothing is written to disk by providers. */
+
+#include "metadata-agent-fetch.h"
+#include "metadata-agent-metadata.h"
+
+typedef enum Want {
+        WANT_ATTRIBUTES = 1 << 0,
+        WANT_HOSTNAME = 1 << 1,
+        WANT_SSH_KEYS = 1 << 2,
+        WANT_NETWORK = 1 << 3, /* systemd-networkd units (providers with .network_units) */
+} Want;
+
+typedef struct ProviderContext {
+        FetchPolicy policy;
+        const char *base_url;     /* --base-url: replaces the provider's main base address */
+        const char *config_drive; /* --config-drive: an already mounted config drive / cidata tree */
+} ProviderContext;
+
+typedef struct Provider {
+        const char *name;
+        const char *env_name;    /* SWITCHYARD_METADATA_URL_<env_name> overrides the main base */
+        const char *default_url; /* main base address (scheme://host[:port][/path]) */
+        int (*fetch)(ProviderContext *c, unsigned want, Metadata *m);
+        int (*check_in)(ProviderContext *c); /* NULL: nothing to report on this platform */
+        /* Initrd network kernel arguments; *ret NULL when the platform gives none. NULL: never any. */
+        int (*network_kargs)(ProviderContext *c, char **ret);
+        bool network_units;                  /* fetch() fills Metadata.net_units for WANT_NETWORK */
+        bool has_network_config;             /* upstream writes network configuration we do not produce */
+} Provider;
+
+extern const Provider provider_akamai, provider_aliyun, provider_aws, provider_azure, provider_azurestack, provider_cloudstack_configdrive,
+        provider_cloudstack_metadata, provider_digitalocean,
+        provider_exoscale, provider_gcp, provider_hetzner, provider_ibmcloud, provider_ibmcloud_classic, provider_kubevirt, provider_openstack,
+        provider_openstack_metadata, provider_oraclecloud, provider_packet, provider_powervs, provider_proxmoxve,
+        provider_scaleway, provider_upcloud, provider_vultr;
+
+/* By name, with the Flatcar aliases ec2 → aws and gce → gcp. NULL if unknown. */
+const Provider *provider_find(const char *name);
+/* Names of every known provider (for --help and errors), NULL-terminated. */
+const char *const *provider_names(void);
+
+/* The base address for env_name: SWITCHYARD_METADATA_URL_<env_name>, else (for the provider's main base)
+ * --base-url, else def. Trailing slashes are removed. */
+char *provider_base(const ProviderContext *c, const Provider *p, const char *env_name, const char *def);
+
+typedef struct Endpoint {
+        const char *key;  /* attribute key, e.g. "AWS_INSTANCE_ID" */
+        const char *path; /* appended to the base */
+} Endpoint;
+
+/* GETs every endpoint concurrently and sets its attribute from the raw body. With none_on_404 a 404
+ * gives no attribute; skip_empty drops empty values. */
+int fetch_endpoints(const ProviderContext *c, const char *base, const HttpHeader *headers, size_t n_headers,
+                    const Endpoint *eps, size_t n, bool none_on_404, bool skip_empty, Metadata *m);
+/* GETs one raw value; *ret is NULL on a 404 when none_on_404. */
+int fetch_text(const ProviderContext *c, const char *url, const HttpHeader *headers, size_t n_headers,
+               bool none_on_404, char **ret);
+/* EC2-style keys (AWS, OpenStack): GET <list_url> → "<idx>=<name>" lines (404: no keys), then each
+ * <list_url>/<idx>/openssh-key (404 is an error). */
+int fetch_ec2_ssh_keys(const ProviderContext *c, const char *list_url, const HttpHeader *headers,
+                       size_t n_headers, Metadata *m);
+/* The second half of that: list is the listing's body (NULL after a 404: no keys). */
+int fetch_ec2_ssh_keys_from_list(const ProviderContext *c, const char *list_url, const char *list,
+                                 const HttpHeader *headers, size_t n_headers, Metadata *m);
+/* Parses the EC2 public-keys listing into the indices; -EBADMSG if a line lacks exactly one '='. */
+int ec2_parse_key_list(const char *text, char ***ret_indices, size_t *ret_n);
+void strv_free_n(char **v, size_t n);
+
+/* Typed JSON lookups for provider documents: a string member (NULL if absent or null, -EBADMSG if
+ * another type). */
+int json_member_string(json_t *obj, const char *key, const char **ret);
+/* Follows "a.b.c" through objects. */
+json_t *json_path(json_t *obj, const char *path);
+
+/* Locates the config drive: --config-drive if given, else mounts the device with the given label
+ * (iso9660 or vfat, read-only) on a temporary directory. *ret_mounted tells whether to unmount.
+ * -ENODEV (not logged) when no device has any of the labels. */
+int config_drive_open(const ProviderContext *c, const char *const *labels, const char *fstype, char **ret_dir,
+                      bool *ret_mounted);
+void config_drive_close(char *dir, bool mounted);
+/* Reads a file of the config drive (capped at METADATA_BODY_MAX); -ENOENT if missing. */
+int config_drive_read(const char *dir, const char *path, char **ret, size_t *ret_size);

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "macro.h"
+
+/* Omaha error codes (spec §1.6) used by omaha-client; flags of spec §1.6 are or-ed in when sent. */
+enum {
+        OMAHA_ERROR_GENERIC = 1,
+        OMAHA_ERROR_OMAHA_REQUEST = 2,
+        OMAHA_ERROR_RESPONSE_HANDLER = 3,
+        OMAHA_ERROR_INSTALL_DEVICE_OPEN = 7,
+        OMAHA_ERROR_KERNEL_DEVICE_OPEN = 8,
+        OMAHA_ERROR_DOWNLOAD_TRANSFER = 9,
+        OMAHA_ERROR_PAYLOAD_HASH_MISMATCH = 10,
+        OMAHA_ERROR_PAYLOAD_SIZE_MISMATCH = 11,
+        OMAHA_ERROR_DOWNLOAD_WRITE = 14,
+        OMAHA_ERROR_NEW_ROOTFS_VERIFICATION = 15,
+        OMAHA_ERROR_SET_BOOTABLE = 6,
+        OMAHA_ERROR_EMPTY_RESPONSE = 30,
+        OMAHA_ERROR_XML_PARSE = 31,
+        OMAHA_ERROR_RESPONSE_INVALID = 34,
+        OMAHA_ERROR_IGNORED_PER_POLICY = 35,
+        OMAHA_ERROR_DEFERRED_FOR_BACKOFF = 40,
+        OMAHA_ERROR_ROLLBACK = 44,
+        OMAHA_ERROR_HTTP_BASE = 2000,
+};
+
+#define OMAHA_ERROR_FLAG_RESUMED UINT32_C(0x40000000)
