@@ -79,6 +79,17 @@ def guest(vm, request, tmp_path):
     yield make
     failed = getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed
     for g in made:
+        if failed and g.running():
+            # What the suite's services logged in the guest, next to the console log.
+            try:
+                journal = g.out("journalctl -b --no-pager -o short-monotonic -u 'omaha-client*' "
+                                "-u 'slot-manager*' -u 'payload-writer*' -u 'verity-check*' | tail -n 400; "
+                                "omaha-client status; slot-manager status", timeout=60)
+                with open(os.path.join(g.workdir, "journal.txt"), "w") as f:
+                    f.write(journal)
+                print(f"\nguest journal of the suite's services: {g.workdir}/journal.txt")
+            except Exception as e:  # noqa: BLE001
+                print(f"\n(no guest journal: {e})")
         g.shutdown()
         if failed:
             print(f"\nserial console of the failed scenario: {g.console}")

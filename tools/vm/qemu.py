@@ -20,6 +20,7 @@ import vmlib
 QEMU = "qemu-system-x86_64"
 SERVER_IP = "10.0.2.100"  # the guest's name for the host's test server (guestfwd)
 SERVER_PORT = 8080
+RELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "relay")  # one per guest connection
 
 _accel_cache = {}
 
@@ -118,7 +119,7 @@ class Guest:
         if self.server_port:
             # restrict=on: the guest reaches nothing but the one forwarded address.
             cmd += ["-nic", f"user,model=virtio-net-pci,restrict=on,"
-                            f"guestfwd=tcp:{SERVER_IP}:{SERVER_PORT}-tcp:127.0.0.1:{self.server_port}"]
+                            f"guestfwd=tcp:{SERVER_IP}:{SERVER_PORT}-cmd:{RELAY} 127.0.0.1 {self.server_port}"]
         else:
             cmd += ["-nic", "none"]
         return cmd
