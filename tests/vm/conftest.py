@@ -9,6 +9,7 @@ Console logs of failed scenarios stay under pytest's tmp dir; their paths are pr
 import os
 import shutil
 import sys
+import time
 
 import pytest
 
@@ -92,7 +93,14 @@ def guest(vm, request, tmp_path):
                 print(f"\n(no guest journal: {e})")
         g.shutdown()
         if failed:
-            print(f"\nserial console of the failed scenario: {g.console}")
+            # pytest keeps only its last few tmp dirs, and other suites run as the same user: keep
+            # a copy of the logs in the cache too.
+            keep = os.path.join(vmlib.cache_dir(), "failed", f"{request.node.name}-{int(time.time())}-{len(made)}")
+            os.makedirs(keep, exist_ok=True)
+            for n in os.listdir(g.workdir):
+                if n.endswith((".log", ".txt")):
+                    shutil.copy2(os.path.join(g.workdir, n), keep)
+            print(f"\nserial console of the failed scenario: {g.console} (copy in {keep})")
         else:
             os.unlink(g.disk)  # keep the log, drop the 1.3 GiB (sparse) disk copy
 

@@ -81,7 +81,7 @@ GUEST_SERVER = "10.0.2.100:8080"  # QEMU guestfwd to the host's test server on 1
 MACHINE_ID = "5377697463687961726456d50726f6f"  # fixed so the Omaha machineid is stable
 
 BUILDER_VERSION = "7"  # bump only when every stage must be rebuilt (it keys the debootstrap too)
-ROOT_VERSION = "1"  # bump when the ROOT tree (build_root_tree) changes
+ROOT_VERSION = "2"  # bump when the ROOT tree (build_root_tree) changes
 
 
 def log(msg):
@@ -570,14 +570,16 @@ def build_root_tree(base, suite_dest, stage):
             with open(os.path.join(unitdir, u)) as f:
                 if "[Install]" in f.read() and "@" not in u:
                     units.append(u)
-    enable_units(stage, unitdir, units + ["switchyard-vm-agent.service", "switchyard-vm-report.service",
+    enable_units(stage, [unitdir, os.path.join(base, "usr/lib/systemd/system")], units + ["switchyard-vm-agent.service", "switchyard-vm-report.service",
                                           "systemd-networkd.service"])
     return units
 
 
-def enable_units(root, suite_unitdir, units):
-    """What `systemctl enable` would do, from the units' [Install] WantedBy=/RequiredBy=/Also=."""
-    search = [os.path.join(root, "etc/systemd/system"), suite_unitdir]
+def enable_units(root, unitdirs, units):
+    """What `systemctl enable` would do, from the units' [Install] WantedBy=/RequiredBy=/Also=.
+
+    unitdirs: where the /usr units are found at build time (the suite's install tree, the base)."""
+    search = [os.path.join(root, "etc/systemd/system")] + unitdirs
     done = set()
 
     def find(u):
@@ -609,16 +611,14 @@ def enable_units(root, suite_unitdir, units):
                         os.makedirs(d, exist_ok=True)
                         link = os.path.join(d, u)
                         if not os.path.lexists(link):
-                            os.symlink(path[len(root):] if path.startswith(root) else f"/usr/lib/systemd/system/{u}", link)
+                            os.symlink(path[len(root):] if path.startswith(root + "/") else f"/usr/lib/systemd/system/{u}", link)
                     elif k == "Also":
                         enable(target)
 
     for u in units:
-        if find(u):
-            enable(u)
-        else:
-            run(["systemctl", f"--root={root}", "enable", u], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, check=False)
+        if not find(u):
+            raise RuntimeError(f"cannot enable {u}: no such unit in {search}")
+        enable(u)
 
 
 def ext4_image(tree, path, size, label):
