@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 
 TOP = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP / "tests" / "lib"))
@@ -196,7 +197,14 @@ class Demo:
         (root / "usr/share/flatcar/update.conf").write_text("GROUP=stable\n")
         (root / "etc/machine-id").write_text(MACHINE_ID + "\n")
         self.root = root
+        self.new_boot_id()
         return root
+
+    def new_boot_id(self):
+        """omaha-client reads the boot id below --root; every simulated boot gets a new one."""
+        d = self.root / "proc/sys/kernel/random"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "boot_id").write_text(str(uuid.uuid4()) + "\n")
 
     # ---- services -------------------------------------------------------------------------------
     def start_services(self, server):
@@ -271,13 +279,16 @@ class Demo:
         self.say(f"verity: every block of USR-{slot.upper()} matches the root hash in vmlinuz-{slot}")
         self.boot_into(slot)
 
-    def first_check_after_boot(self, server, version):
+    def first_check_after_boot(self, server, version, expect_refusal=False):
         shutil.rmtree(self.work / "root/run", ignore_errors=True)
+        self.new_boot_id()
         (self.root / "usr/share/flatcar/release").write_text(
             f"FLATCAR_RELEASE_VERSION={version}\nFLATCAR_RELEASE_BOARD=amd64-usr\nFLATCAR_RELEASE_APPID={APPID}\n")
         before = len(server.events())
         self.start_services(server)
-        self.omaha("check", "--wait")
+        r = self.omaha("check", "--wait", check=not expect_refusal)
+        if expect_refusal:
+            self.say("omaha-client: " + (r.stderr.strip().splitlines() or ["(no message)"])[-1].removeprefix("omaha-client: "))
         st = json.loads(self.omaha("--json", "status").stdout)
         self.stop_services()
         return before, st
@@ -308,7 +319,7 @@ class Demo:
         self.show_slots()
         self.step(f"First update check on A reports the rollback (error 44) and does not fetch {NEW} again")
         requests_before = len(server.payload_requests)
-        before, st = self.first_check_after_boot(server, OLD)
+        before, st = self.first_check_after_boot(server, OLD, expect_refusal=True)
         evs = self.show_events(server, before)
         self.say(f"payload downloads after the rollback: {len(server.payload_requests) - requests_before}")
         ok = any(e[0] == 3 and e[1] == 0 and e[2] is not None and (e[2] & 0xffff) == 44 for e in evs)
@@ -327,7 +338,17 @@ class Demo:
         if self.args.loop:
             self.step("Attach the disk image to a loop device")
             self.loopdev = self.run("losetup", "--find", "--show", "--partscan", self.disk.path).stdout.strip()
-            self.say(f"{self.loopdev}")
+            # The kernel's partition scan is asynchronous and, in some containers, absent; partx adds
+            # the partitions (an "already exists" answer is fine) and devtmpfs makes their nodes.
+            subprocess.run(["partx", "-a", self.loopdev], capture_output=True)
+            node = f"{self.loopdev}p{self.disk.usr_b.number}"
+            for _ in range(100):
+                if os.path.exists(node):
+                    break
+                time.sleep(0.05)
+            else:
+                sys.exit(f"demo: {node} did not appear; this machine cannot show loop partitions")
+            self.say(f"{self.loopdev} with partitions {self.loopdev}p1..p9")
         try:
             self.step("Slot table before the update: A booted and good")
             self.show_slots()

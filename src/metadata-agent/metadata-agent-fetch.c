@@ -249,8 +249,12 @@ int fetch_many(const FetchPolicy *p, FetchRequest *reqs, size_t n) {
                         }
                         if (k < 0 || attempt >= p->max_retries) {
                                 int e = k < 0 ? k : -k;
-                                for (size_t x = 0; x < m; x++)
+                                for (size_t x = 0; x < m; x++) {
                                         free(sinks[x].data);
+                                        sinks[x] = (Sink) {};
+                                        if (x > j)
+                                                http_response_done(&resps[x]);
+                                }
                                 return log_error_errno(e, "%s %s failed after %u attempt%s: %s",
                                                        reqs[i].method ?: "GET", reqs[i].url, attempt + 1,
                                                        attempt == 0 ? "" : "s", why);

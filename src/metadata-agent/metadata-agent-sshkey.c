@@ -118,13 +118,14 @@ int ssh_key_normalize(const char *line, char **ret) {
         if (r < 0)
                 return r;
         comment = b64 + b64_len;
-        comment += strspn(comment, " \t");
-        if (strpbrk(comment, "\r\n"))
-                return -EBADMSG;
+        comment += strspn(comment, " \t\r\n");
         {
                 size_t cl = strlen(comment);
-                while (cl > 0 && (comment[cl - 1] == ' ' || comment[cl - 1] == '\t'))
+                while (cl > 0 && strchr(" \t\r\n", comment[cl - 1]))
                         cl--;
+                /* A trailing line break is harmless; one inside would smuggle in a second line. */
+                if (memchr(comment, '\n', cl) || memchr(comment, '\r', cl))
+                        return -EBADMSG;
                 if (asprintf(&out, "%.*s%s%.*s %.*s%s%.*s", (int) opts_len, opts ? opts : "", opts ? " " : "",
                              (int) type_len, type, (int) b64_len, b64, cl > 0 ? " " : "", (int) cl, comment) < 0)
                         return -ENOMEM;

@@ -225,7 +225,7 @@ static int run_multi(const Args *a) {
         if (want) {
                 r = p->fetch(&c, want, &m);
                 if (r < 0)
-                        return log_error_errno(r, "Fetching metadata from %s failed: %m", p->name);
+                        return log_error_errno(r, r == -ENOMEM ? "Fetching metadata from %s failed: out of memory." : "Fetching metadata from %s failed.", p->name);
         }
         if (a->attributes) {
                 _cleanup_free_ char *path = path_join_root(a->root, a->attributes);
@@ -263,7 +263,7 @@ static int run_multi(const Args *a) {
                 else {
                         r = p->check_in(&c);
                         if (r < 0)
-                                return log_error_errno(r, "Boot check-in with %s failed: %m", p->name);
+                                return log_error_errno(r, r == -ENOMEM ? "Boot check-in with %s failed: out of memory." : "Boot check-in with %s failed.", p->name);
                 }
         }
         if (a->json)
@@ -298,7 +298,7 @@ static int run_network_kargs(const Args *a) {
                 if (r >= 0)
                         r = p->network_kargs(&c, &kargs);
                 if (r < 0)
-                        return log_error_errno(r, "Getting network kernel arguments from %s failed: %m", p->name);
+                        return log_error_errno(r, r == -ENOMEM ? "Getting network kernel arguments from %s failed: out of memory." : "Getting network kernel arguments from %s failed.", p->name);
                 if (kargs)
                         return output_write_network_kargs(a->root, kargs);
         }

@@ -37,6 +37,13 @@ static void test_sshkey(void **state) {
         assert_int_equal(ssh_key_normalize("  " ED25519 "  my comment  ", &k), 0);
         assert_string_equal(k, ED25519 " my comment");
         free(k);
+        assert_int_equal(ssh_key_normalize(ED25519 " c\r\n", &k), 0);
+        assert_string_equal(k, ED25519 " c");
+        free(k);
+        assert_int_equal(ssh_key_normalize(ED25519 "\n", &k), 0);
+        assert_string_equal(k, ED25519);
+        free(k);
+        assert_int_equal(ssh_key_normalize(ED25519 " c\nssh-rsa AAAA", &k), -EBADMSG);
         assert_int_equal(ssh_key_normalize("no-pty " ED25519, &k), 0);
         assert_string_equal(k, "no-pty " ED25519);
         free(k);

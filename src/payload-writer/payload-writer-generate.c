@@ -158,10 +158,10 @@ static int chunk_file(const char *path, const GenerateOptions *o, OpList *l, int
                 return log_oom();
         for (uint64_t i = 0;; i++) {
                 ssize_t n = loop_read(fd, in, o->chunk_size);
-                const uint8_t *data;
+                const uint8_t *data = NULL;
                 uint8_t h[32];
-                size_t size;
-                int type;
+                size_t size = 0;
+                int type = 0;
 
                 if (n < 0)
                         return log_error_errno(n, "Failed to read %s: %m", path);

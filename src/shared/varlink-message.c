@@ -96,10 +96,13 @@ ssize_t varlink_input_read(VarlinkInput *in, int fd, size_t chunk) {
         ssize_t n;
         int r;
 
-        r = input_reserve(in, chunk);
-        if (r < 0)
-                return r;
-        iov = (struct iovec){ .iov_base = in->buf + in->size, .iov_len = chunk };
+        /* Start small and double while full: thousands of idle clients should not cost chunk bytes each. */
+        if (in->alloc - in->size < MIN(chunk, (size_t) 1024)) {
+                r = input_reserve(in, MIN(chunk, MAX(in->alloc, (size_t) 4096)));
+                if (r < 0)
+                        return r;
+        }
+        iov = (struct iovec){ .iov_base = in->buf + in->size, .iov_len = MIN(chunk, in->alloc - in->size) };
 
         n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0)
