@@ -132,9 +132,10 @@ def release(vm):
         need(vm, "payload-writer")
         k = (version, bad)
         if k not in cache:
-            info = vmlib.build_usr(vm["base"], vm["kdir"], vm["suite"], vm["suite_hash"], version,
+            with vmlib.cache_lock():
+                info = vmlib.build_usr(vm["base"], vm["kdir"], vm["suite"], vm["suite_hash"], version,
                                    BAD_HEALTH_FILES if bad else None)
-            info["payload"] = vmlib.build_payload(info, vm["suite_build"])
+                info["payload"] = vmlib.build_payload(info, vm["suite_build"])
             cache[k] = info
         return cache[k]
 

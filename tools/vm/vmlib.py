@@ -137,6 +137,18 @@ def file_hash(path):
 
 
 @contextlib.contextmanager
+def cache_lock():
+    """Serialises builds into the cache between processes (parallel pytest runs share it)."""
+    import fcntl
+    with open(os.path.join(cache_dir(), ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def building(final):
     """Yields a temporary path next to final; renames it into place when the block succeeds."""
     tmp = f"{final}.{os.getpid()}.tmp"
@@ -716,6 +728,11 @@ def build_disk(base, kdir, suite_dest, suite_hash, usr_a):
 
 def build_all(versions=("1.0.0",), extra=None):
     """Builds (or finds cached) everything: returns dict with kernel, initramfs, disk, usr images."""
+    with cache_lock():
+        return _build_all(versions, extra)
+
+
+def _build_all(versions, extra):
     base = build_base()
     kdir = build_kernel()
     suite_dest, suite_hash = build_suite()
