@@ -86,7 +86,10 @@ class Demo:
     # ---- the story ------------------------------------------------------------------------------
     def start_services(self, server):
         for name, a in self.host.start_services(server).items():
-            self.say(f"socket {pathlib.Path(a.path).relative_to(self.host.work)} -> "
+            path = pathlib.Path(a.path)
+            if path.is_relative_to(self.host.work):
+                path = path.relative_to(self.host.work)
+            self.say(f"socket {path} -> "
                      f"{pathlib.Path(a.argv[0]).name} (activated on demand)")
 
     def update(self, server):

@@ -19,6 +19,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 
@@ -64,7 +65,10 @@ class FlatcarHost:
         self.cmdline = self.work / "cmdline"
         self.root = self.work / "root"
         self.logs = self.work / "logs"
-        self.sock = {n: self.work / "run/switchyard" / f"io.switchyard.{n}" for n in SERVICES}
+        run = self.work / "run/switchyard"
+        if len(str(run)) > 70:  # AF_UNIX paths are at most 107 bytes
+            run = pathlib.Path(tempfile.mkdtemp(prefix="switchyard-run-"))
+        self.sock = {n: run / f"io.switchyard.{n}" for n in SERVICES}
 
     # ---- helpers ----------------------------------------------------------------------------------
     def prog(self, name):
@@ -313,13 +317,17 @@ class FlatcarHost:
                       "--dbus=no", "daemon"],
         }
 
-    def start_services(self, server, extra_conf="", env=None):
-        """Sockets for the four services; each starts on its first connection (systemd's Accept=no)."""
+    def start_services(self, server, extra_conf="", env=None, wrap=None):
+        """Sockets for the four services; each starts on its first connection (systemd's Accept=no).
+        wrap: {service: [argv prefix]} runs that service under e.g. strace; the prefix must exec or fork
+        its command (LISTEN_PID is set again right before the service's own exec)."""
         self.logs.mkdir(parents=True, exist_ok=True)
         self.write_config(server, extra_conf)
         environ = dict(os.environ, SWITCHYARD_LOG_LEVEL="info")
         environ.update(env or {})
         for name, argv in self.service_argv().items():
+            if wrap and name in wrap:
+                argv = list(wrap[name]) + ["/bin/sh", "-c", 'export LISTEN_PID=$$; exec "$@"', "sh"] + argv
             a = Activator(self.sock[name], argv, log_path=self.logs / f"{name}.log", env=environ)
             a.start()
             self.activators[name] = a

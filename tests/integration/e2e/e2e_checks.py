@@ -32,10 +32,17 @@ def slot_of(status, name):
     return next(s for s in status["slots"] if s["slot"] == name)
 
 
-def assert_gpt_valid(host):
-    """Both GPT copies good: slot-manager says so, Debian's cgpt and util-linux' sfdisk read it."""
+def assert_gpt_valid(host, crashed=False):
+    """Both GPT copies good: slot-manager says so, Debian's cgpt and util-linux' sfdisk read it.
+    crashed: right after a kill -9 in the middle of slot-manager's GPT write, one copy may be half written
+    (the next write repairs it); then the copy in use must be good and the other may not."""
     st = host.slot_status()
-    assert st["gpt"]["primary"] == "ok" and st["gpt"]["backup"] == "ok", st["gpt"]
+    gpt = st["gpt"]
+    if crashed:
+        assert gpt[gpt["in_use"]] == "ok", gpt
+        assert gpt["primary"] == "ok" or gpt["backup"] == "ok", gpt
+    else:
+        assert gpt["primary"] == "ok" and gpt["backup"] == "ok", gpt
     out = host.cgpt_show()
     assert "USR-A" in out and "USR-B" in out and "Sec GPT table" in out, out
     sf = host.sfdisk_json()
@@ -62,9 +69,9 @@ def b_bootable(st):
     return b["priority"] > 0 and (b["tries"] > 0 or b["successful"])
 
 
-def assert_b_next_and_new(host):
+def assert_b_next_and_new(host, crashed=False):
     """The completed update: B is next with a try, holds the new image, its kernel carries the hash."""
-    st = assert_gpt_valid(host)
+    st = assert_gpt_valid(host, crashed)
     b = slot_of(st, "b")
     assert b["next"] and b["priority"] > slot_of(st, "a")["priority"] and b["tries"] >= 1, st
     cg = host.cgpt_attrs("b")
@@ -77,14 +84,14 @@ def assert_b_next_and_new(host):
     return st
 
 
-def assert_safe(host, completed_ok=True):
+def assert_safe(host, completed_ok=True, crashed=False):
     """After any fault: A untouched, GPT valid, and B not bootable unless the update completed (then B is
     the verified new image). Returns True if B is the finished update."""
     assert_a_untouched(host)
-    st = assert_gpt_valid(host)
+    st = assert_gpt_valid(host, crashed)
     if b_bootable(st):
         assert completed_ok, f"B is bootable after a refused update: {json.dumps(st)}"
-        assert_b_next_and_new(host)
+        assert_b_next_and_new(host, crashed)
         return True
     assert slot_of(st, "a")["next"], st
     cg = host.cgpt_attrs("b")
