@@ -34,6 +34,12 @@ SERVICE_PROGRAM = {"Slots": "slot-manager", "PayloadWriter": "payload-writer", "
                    "Omaha": "omaha-client"}
 
 
+# sh -c WRAP_ONCE MARKER WRAPPER... -- COMMAND...: the first time, runs WRAPPER... -- COMMAND...;
+# once MARKER exists, COMMAND... alone.
+WRAP_ONCE = ('m=$0; if [ -e "$m" ]; then while [ "$1" != "--" ]; do shift; done; shift; exec "$@"; fi; '
+             ': > "$m"; exec "$@"')
+
+
 class HostError(RuntimeError):
     pass
 
@@ -327,7 +333,13 @@ class FlatcarHost:
         environ.update(env or {})
         for name, argv in self.service_argv().items():
             if wrap and name in wrap:
-                argv = list(wrap[name]) + ["/bin/sh", "-c", 'export LISTEN_PID=$$; exec "$@"', "sh"] + argv
+                # Only the first start runs under the wrapper (a kill injected at start-up would otherwise
+                # repeat on every re-activation, as systemd would until its start limit).
+                marker = self.work / f".wrapped-{name}"
+                if marker.exists():
+                    marker.unlink()
+                argv = ["/bin/sh", "-c", WRAP_ONCE, str(marker)] + list(wrap[name]) + [
+                    "--", "/bin/sh", "-c", 'export LISTEN_PID=$$; exec "$@"', "sh"] + argv
             a = Activator(self.sock[name], argv, log_path=self.logs / f"{name}.log", env=environ)
             a.start()
             self.activators[name] = a

@@ -19,7 +19,7 @@ import time
 import pytest
 
 import varlink
-from e2e_checks import assert_a_untouched, assert_b_next_and_new, assert_safe
+from e2e_checks import assert_a_untouched, assert_b_next_and_new, assert_gpt_valid, assert_safe, b_holds_new_image
 from flatcar_host import NEW, OLD
 from omaha_server import OmahaServer
 
@@ -47,8 +47,8 @@ KILL_POINTS = (
     + [("inject", "PayloadWriter", "pwrite64", n, None, None) for n in (1, 2, 3, 8, 16, 24, 40, 52, 64, 80, 96, 101,
                                                                    102, 103)]
     + [("inject", "PayloadWriter", "fdatasync", n, None, None) for n in (1, 60)]
-    # verify: verity-check killed at its n-th block read; omaha-client killed while verity-check is held 8+3
-    + [("inject", "Verity", "pread64", n, None, None) for n in range(1, 9)]
+    # verify: verity-check killed at its n-th read of the disk (per thread: main 3, workers 6 each)  6+3
+    + [("inject", "Verity", "pread64", n, None, None) for n in range(1, 7)]
     + [("poll", "Omaha", "VERIFYING", "delay", d, ("Verity", "pread64", 5)) for d in (0.05, 0.2, 0.4)]
     # switch: slot-manager killed at startup (OpenInactive), in SetNext's GPT writes and syncs,     3+12
     + [("poll", "Slots", "*", "spawn", d, None) for d in (0.0, 0.005, 0.02)]
@@ -82,13 +82,13 @@ def status(client):
     return client.call(f"{OMAHA}.GetStatus", {})["status"]
 
 
-def strace_prefix(log, inject):
+def strace_prefix(log, inject, path=None):
     if not shutil.which("strace"):
         pytest.skip("strace is not installed (needed to inject kills at syscall indices)")
     # LeakSanitizer cannot run under ptrace.
     # (--seccomp-bpf would be faster, but strace 6.1 then miscounts the invocations for when=N.)
     return ["env", "ASAN_OPTIONS=detect_leaks=0", "strace", "-f", "-qq", "-o", str(log),
-            "-e", f"trace={inject.split(':')[0].split('=')[1]}", "-e", inject]
+            "-e", f"trace={inject.split(':')[0].split('=')[1]}", "-e", inject] + (["-P", str(path)] if path else [])
 
 
 def kill(activator):
@@ -126,9 +126,12 @@ def run_point(host, server, point, tmp_path):
     wrap = {}
     log = tmp_path / "strace.log"
     if how == "inject":
-        wrap[victim] = strace_prefix(log, f"inject={a}:signal=KILL:when={b}")
+        # verity-check's reads are counted on the disk only (not the loader's or the kernel file's).
+        wrap[victim] = strace_prefix(log, f"inject={a}:signal=KILL:when={b}",
+                                     path=host.disk.path if victim == "Verity" else None)
     if hold:
-        wrap[hold[0]] = strace_prefix(tmp_path / "hold.log", f"inject={hold[1]}:delay_enter=500000:when={hold[2]}")
+        wrap[hold[0]] = strace_prefix(tmp_path / "hold.log", f"inject={hold[1]}:delay_enter=500000:when={hold[2]}",
+                                      path=host.disk.path if hold[0] == "Verity" else None)
     server.throttle = THROTTLE if how == "poll" and c != "delay" else 0
     host.start_services(server, wrap=wrap)
     acts = host.activators
@@ -289,3 +292,45 @@ def test_disk_full(e2e_template, tmp_path):
             rerun(host, srv)
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+# ---- the same on a loop device ----------------------------------------------------------------------
+
+def loop_devices_work():
+    if os.geteuid() != 0:
+        return "loop devices need root"
+    if not os.path.exists("/dev/loop-control"):
+        return "no /dev/loop-control"
+    r = subprocess.run(["losetup", "--find"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"losetup --find: {r.stderr.strip()}"
+    return None
+
+
+@pytest.mark.loop
+@pytest.mark.parametrize("point", [("inject", "PayloadWriter", "pwrite64", 40, None, None),
+                                   ("inject", "Slots", "pwrite64", 20, None, None)],
+                         ids=["PayloadWriter-pwrite64-40", "Slots-pwrite64-20"])
+def test_kill9_on_loop_device(host, server, point, tmp_path):
+    """The update flow on a block device (the image attached with losetup + partx): killed, then rerun."""
+    why = loop_devices_work()
+    if why:
+        pytest.skip(why)
+    try:
+        dev = host.attach_loop()
+    except Exception as e:  # noqa: BLE001 - the reason is reported
+        pytest.skip(f"loop partitions do not work here: {e}")
+    assert host.slot_status()["disk"] == dev
+    run_point(host, server, point, tmp_path)
+    host.stop_services()
+    subprocess.run(["sync"])
+    assert not assert_safe(host, crashed=point[1] == "Slots")
+    rerun(host, server)
+    host.detach_loop()
+    # The file behind the device holds the same result (rerun's boot-select spent B's try: B is booted).
+    assert_a_untouched(host)
+    assert b_holds_new_image(host)
+    st = assert_gpt_valid(host)
+    b = next(x for x in st["slots"] if x["slot"] == "b")
+    a = next(x for x in st["slots"] if x["slot"] == "a")
+    assert b["priority"] > a["priority"] and b["tries"] == 0 and not b["successful"], st
