@@ -198,14 +198,8 @@ static int run(int argc, char *argv[])
                 }
                 return EXIT_SUCCESS;
         }
-        if (streq(verb, "varlink")) {
-#ifdef HAVE_VARLINK
+        if (streq(verb, "varlink"))
                 return hardening_varlink_run(arg_root, arg_listen) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-#else
-                return log_error_errno(SYNTHETIC_ERRNO(EOPNOTSUPP), "This build has no varlink support."),
-                       EXIT_FAILURE;
-#endif
-        }
         if (!streq(verb, "audit") && !streq(verb, "apply") && !streq(verb, "revert") &&
             !streq(verb, "butane"))
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown command \"%s\".", verb),
