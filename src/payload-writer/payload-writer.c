@@ -11,9 +11,7 @@
 #include "payload-writer-generate.h"
 #include "payload-writer-inspect.h"
 #include "payload-writer-keys.h"
-#if HAVE_VARLINK
 #include "payload-writer-varlink.h"
-#endif
 
 #define MAX_KEYS 16
 
@@ -420,11 +418,7 @@ static int verb_inspect(int argc, char **argv) {
 }
 
 static int verb_varlink(int argc, char **argv) {
-#if HAVE_VARLINK
         return payload_writer_varlink_run(arg.listen, arg.root, arg.keys, arg.n_keys);
-#else
-        return log_error_errno(SYNTHETIC_ERRNO(EOPNOTSUPP), "This build has no varlink support.");
-#endif
 }
 
 int main(int argc, char *argv[]) {

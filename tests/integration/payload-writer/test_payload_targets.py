@@ -32,7 +32,7 @@ def test_block_device_target(pw, keys, tmp_path, loopdev):
     img = tmp_path / "usr.img"
     img.write_bytes(data)
     out = tmp_path / "p"
-    pl.run(pw, "generate", "--image", img, "--key", keys.trusted[0], "-o", out, check=True)
+    pl.run(pw, "generate", "--image", img, "--compress", "none", "--key", keys.trusted[0], "-o", out, check=True)
     p = pl.run(pw, "apply", "--keys", keys.trusted[1], "--target", dev, out)
     assert p.returncode == 0, p.stderr
     with open(dev, "rb") as f:
