@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from units_common import SCORES, SOURCE_DIR
+from units_common import SCORES, SOURCE_DIR, installed_root, score_summary  # noqa: F401 (fixtures)
 
 FLATCAR_TOOLS = {"/usr/bin/update-ssh-keys"}
 
@@ -258,7 +258,7 @@ DROPIN_DOCS = [d for d in DOCS if any(u.get("dropins") for u in load(d).get("sys
 
 
 @pytest.mark.parametrize("doc", DROPIN_DOCS, ids=lambda d: d.name)
-def test_dropins_apply(doc, installed_root, tmp_path):
+def test_dropins_apply(doc, installed_root, tmp_path, score_summary):
     """The drop-ins are laid over the installed units and checked by systemd itself."""
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze is not installed")

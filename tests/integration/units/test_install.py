@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from units_common import COMPONENTS, SOURCE_DIR, source_units, unit_name
+from units_common import COMPONENTS, SOURCE_DIR, installed_root, source_units, unit_name  # noqa: F401 (fixture)
 
 UNITDIR = "usr/lib/systemd/system"
 # Programs the units call that belong to Flatcar, not to this suite.

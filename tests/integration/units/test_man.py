@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from units_common import COMPONENTS, SOURCE_DIR
+from units_common import COMPONENTS, SOURCE_DIR, installed_root  # noqa: F401 (fixture)
 
 OPT = re.compile(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 

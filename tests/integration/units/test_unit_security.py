@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from units_common import SCORES, source_units
+from units_common import SCORES, installed_root, score_summary, source_units  # noqa: F401 (fixtures)
 
 LIMIT = 2.0
 SERVICES = [u for u in source_units() if u.endswith(".service")]
@@ -31,7 +31,7 @@ def test_every_service_is_assessed(installed_root):
 
 
 @pytest.mark.parametrize("unit", SERVICES)
-def test_exposure(installed_root, unit, capsys):
+def test_exposure(installed_root, unit, capsys, score_summary):
     score, table = exposure(installed_root, unit)
     SCORES[unit] = score
     with capsys.disabled():
