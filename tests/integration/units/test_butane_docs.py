@@ -146,6 +146,7 @@ def go_duration_seconds(s):
 
 def test_there_is_a_snippet_for_each_way_to_configure():
     names = {d.name for d in DOCS}
+    assert HARDENING_DOCS, "no snippet writes hardening.conf"
     for want in ("update-group-server.bu", "updates-disabled.bu", "reboot-window.bu", "metadata-provider.bu",
                  "hardening-guide.bu", "hardening-strict.bu", "hardening-config.bu"):
         assert want in names, f"docs/butane/{want} is missing"
@@ -292,3 +293,19 @@ def test_dropins_apply(doc, installed_root, tmp_path, score_summary):
         m = re.search(r"Overall exposure level for \S+: (\d+\.\d)", r.stdout)
         assert m, f"no exposure for {n} with {doc.name}: {r.stdout[-1500:]} {r.stderr[-1500:]}"
         SCORES[f"{n} + {doc.name}"] = float(m.group(1))
+
+
+HARDENING_DOCS = [d for d in DOCS if any(p.startswith("/etc/switchyard/hardening.conf") for p in files_of(load(d)))]
+
+
+@pytest.mark.parametrize("doc", HARDENING_DOCS, ids=lambda d: d.name)
+def test_hardening_conf_is_accepted(doc, installed_root, tmp_path):
+    """hardening reads the configuration the snippet writes: audit exits 0 (compliant) or 2 (not
+    compliant), never 1 (a configuration error)."""
+    for path, f in files_of(load(doc)).items():
+        dst = tmp_path / path.lstrip("/")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(f["contents"]["inline"])
+    r = subprocess.run([str(installed_root / "usr/bin/hardening"), f"--root={tmp_path}", "audit"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode in (0, 2), f"hardening rejected {doc.name}: {r.stderr}"
