@@ -225,12 +225,16 @@ uint64_t verity_max_data_blocks(uint64_t slot_size, uint32_t block_size, uint32_
 
 unsigned verity_default_threads(void) {
         cpu_set_t set;
-        long n;
+        long n = 0;
 
-        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-                return (unsigned) CPU_COUNT(&set);
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-        return n > 0 ? (unsigned) n : 1;
+        if (sched_getaffinity(0, sizeof set, &set) == 0)
+                n = CPU_COUNT(&set);
+        if (n <= 0)
+                n = sysconf(_SC_NPROCESSORS_ONLN);
+        if (n <= 0)
+                n = 1;
+        /* Two per CPU: a thread waiting for its next read leaves the CPU to one that hashes. */
+        return (unsigned) MIN(2 * n, 64L);
 }
 
 static int slot_fill(int fd, uint64_t offset, uint64_t size, VeritySlot *ret) {
@@ -621,6 +625,7 @@ static void result_fill(VerityVerifyResult *res, const VeritySuperblock *sb, con
         res->data_blocks = g->data_blocks;
         res->data_block_size = g->data_block_size;
         res->hash_offset = g->hash_offset;
+        res->end_offset = g->end_offset;
         snprintf(res->algorithm, sizeof res->algorithm, "%s", sb->algorithm);
         hex_encode(sb->salt, sb->salt_size, res->salt);
         hex_encode(sb->uuid, 16, u);
@@ -996,7 +1001,16 @@ int verity_format(const VeritySlot *slot, const VerityFormatOptions *opts, Verit
                         f->kind = VERITY_FAILURE_IO;
                         return fail(f, "failed to read the start of the slot: %s", strerror(-r)), r;
                 }
-                if (fs_probe_size(head, MIN((uint64_t) FS_PROBE_SIZE, slot->size), &type, &fs_size) >= 0) {
+                bool have_fs = fs_probe_size(head, MIN((uint64_t) FS_PROBE_SIZE, slot->size), &type, &fs_size) >= 0;
+                if (slot->size == VERITY_FLATCAR_SLOT_SIZE && bs == VERITY_DEFAULT_BLOCK_SIZE) {
+                        /* Flatcar's initrd opens the tree at this fixed offset whatever the filesystem's size. */
+                        if (have_fs && fs_size > VERITY_FLATCAR_HASH_OFFSET)
+                                return fail(f, "the %s filesystem (%" PRIu64 " bytes) is larger than Flatcar's data area (%" PRIu64 " bytes)",
+                                            fs_type_to_string(type), fs_size, VERITY_FLATCAR_HASH_OFFSET),
+                                       -ENOSPC;
+                        data_blocks = VERITY_FLATCAR_DATA_BLOCKS;
+                        snprintf(res.hash_offset_source, sizeof res.hash_offset_source, "flatcar");
+                } else if (have_fs) {
                         data_blocks = DIV_ROUND_UP(fs_size, (uint64_t) bs);
                         snprintf(res.hash_offset_source, sizeof res.hash_offset_source, "%s", fs_type_to_string(type));
                 } else {

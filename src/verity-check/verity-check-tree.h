@@ -125,7 +125,7 @@ typedef struct VerityVerifyOptions {
         uint64_t hash_offset;            /* UINT64_MAX: derive from the filesystem, else Flatcar's */
         const uint8_t *expected_root;    /* NULL: compute and report only (never call that verified) */
         size_t expected_root_size;
-        unsigned threads;                /* 0: every online CPU */
+        unsigned threads;                /* 0: verity_default_threads() */
         VerityProgress progress;
         void *userdata;
         atomic_bool *cancel;             /* optional: set from another thread to stop */
@@ -136,6 +136,7 @@ typedef struct VerityVerifyResult {
         uint64_t data_blocks;
         uint32_t data_block_size;
         uint64_t hash_offset;
+        uint64_t end_offset; /* just after the last hash block: hash_offset..end_offset is the hash area */
         char hash_offset_source[32]; /* "explicit", "ext4", "squashfs", "erofs", "flatcar-default" */
         char algorithm[33];
         char salt[VERITY_SALT_MAX * 2 + 1];
@@ -162,4 +163,5 @@ typedef struct VerityFormatOptions {
 int verity_format(const VeritySlot *slot, const VerityFormatOptions *opts, VerityVerifyResult *ret,
                   VerityFailure *ret_failure);
 
+/* Hashing threads when none are asked for: two per CPU this process may run on. */
 unsigned verity_default_threads(void);
