@@ -106,8 +106,14 @@ static int read_boot_id(const char *root, char **ret) {
         sd_id128_t id;
         int r;
 
-        if (!isempty(root) && !streq(root, "/"))
-                return omaha_read_id128(root, "/proc/sys/kernel/random/boot_id", true, ret);
+        if (!isempty(root) && !streq(root, "/")) {
+                /* The boot id belongs to the running kernel; a root directory may pin one for tests. */
+                _cleanup_free_ char *p = path_join_root(root, "/proc/sys/kernel/random/boot_id");
+                if (!p)
+                        return -ENOMEM;
+                if (access(p, F_OK) == 0)
+                        return omaha_read_id128(root, "/proc/sys/kernel/random/boot_id", true, ret);
+        }
         r = sd_id128_get_boot(&id);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the boot id: %m");
@@ -187,6 +193,7 @@ static int load_switchyard_conf(OmahaConfig *c) {
             (r = conf_get_seconds(f, "MAX_BACKOFF_SEC", 4 * 3600, &c->max_backoff_sec)) < 0 ||
             (r = conf_get_seconds(f, "PAYLOAD_BACKOFF_UNIT_SEC", 86400, &c->payload_backoff_unit_sec)) < 0 ||
             (r = conf_get_seconds(f, "RETRY_DELAY_SEC", 20, &c->retry_delay_sec)) < 0 ||
+            (r = conf_get_seconds(f, "NO_NETWORK_RETRY_SEC", 10, &c->no_network_retry_sec)) < 0 ||
             (r = conf_get_seconds(f, "MIN_FREE_BYTES", 0, &c->min_free_bytes)) < 0)
                 return r;
         r = conf_get_seconds(f, "MAX_RESUME_ATTEMPTS", 20, &u);

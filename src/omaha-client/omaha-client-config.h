@@ -47,6 +47,7 @@ typedef struct OmahaConfig {
         uint64_t max_backoff_sec;
         uint64_t payload_backoff_unit_sec; /* one "day" of payload backoff (86400; shorter in tests) */
         uint64_t retry_delay_sec;          /* wait between resume attempts of an interrupted download */
+        uint64_t no_network_retry_sec;     /* wait before asking again when the server did not answer */
         unsigned max_resume_attempts;
         uint64_t min_free_bytes;           /* reserve that must stay free on the slot (0 = none) */
 } OmahaConfig;

@@ -179,12 +179,17 @@ int ctl_check(const char *address, bool wait, bool json) {
 
         WatchState w = { .json = json, .tty = isatty(STDOUT_FILENO), .stop_when_settled = true, .job = job };
         r = watch(address, &w);
-        if (r >= 0 && w.last && json_integer_value(json_object_get(w.last, "last_error")) != 0 &&
-            !streq(w.last_op, "UPDATE_STATUS_UPDATED_NEED_REBOOT")) {
-                log_error("Update failed: error %" JSON_INTEGER_FORMAT ": %s",
-                          json_integer_value(json_object_get(w.last, "last_error")),
-                          json_string_value(json_object_get(w.last, "last_error_message")) ?: "");
-                r = -EIO;
+        if (r >= 0 && w.last && !streq(w.last_op, "UPDATE_STATUS_UPDATED_NEED_REBOOT")) {
+                json_int_t code = json_integer_value(json_object_get(w.last, "last_error"));
+                const char *msg = json_string_value(json_object_get(w.last, "last_error_message")) ?: "";
+
+                /* Refusing or deferring an offer by policy (35, 36, 40) is a decision, not a failure. */
+                if (code == 35 || code == 36 || code == 40)
+                        log_notice("Not updating (error %" JSON_INTEGER_FORMAT "): %s", code, msg);
+                else if (code != 0) {
+                        log_error("Update failed: error %" JSON_INTEGER_FORMAT ": %s", code, msg);
+                        r = -EIO;
+                }
         }
         json_decref(w.last);
         return r;

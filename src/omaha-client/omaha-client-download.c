@@ -93,11 +93,15 @@ static int on_body(const void *data, size_t size, void *userdata) {
 static int fetch(OmahaDownload *d, Sink *s, uint64_t from, const char *range) {
         const OmahaConfig *c = d->config;
         HttpHeader h = { "Range", range };
+        bool https = startswith(d->url, "https://");
         HttpRequest req = {
                 .url = d->url,
                 .ca_file = c->ca_file,
-                .username = c->download_user,
-                .password = c->download_password,
+                /* As update_engine: an https URL stays on https (redirects too); credentials only go
+                 * over https, a plain http URL gets none. */
+                .https_only = https,
+                .username = https ? c->download_user : NULL,
+                .password = https ? c->download_password : NULL,
                 .resume_from = from,
                 .headers = range ? &h : NULL,
                 .n_headers = range ? 1 : 0,

@@ -91,6 +91,7 @@ static bool marker_exists(const OmahaConfig *c) {
 static int job_post(Job *j, const char *xml, char **ret_body, size_t *ret_size, long *ret_status) {
         HttpRequest req = {
                 .url = j->c->server,
+                .https_only = startswith(j->c->server, "https://"),
                 .body = xml,
                 .body_size = strlen(xml),
                 .content_type = "text/xml",
@@ -513,6 +514,14 @@ static void job_check(Job *j, OmahaJobResult *ret) {
         (void) omaha_state_save(j->s);
 
         r = job_post(j, xml, &body, &size, &ret->http_status);
+        /* No answer at all: update_engine tries again a few times before giving up (spec §1.1). */
+        for (unsigned i = 0; r < 0 && ret->http_status == 0 && i < (j->interactive ? 1u : 3u) &&
+                             j->c->no_network_retry_sec > 0; i++) {
+                log_info("No answer from %s; trying again in %" PRIu64 " s.", j->c->server,
+                         j->c->no_network_retry_sec);
+                (void) usleep((useconds_t) MIN(j->c->no_network_retry_sec, 600u) * 1000000u);
+                r = job_post(j, xml, &body, &size, &ret->http_status);
+        }
         if (r < 0) {
                 long st = ret->http_status;
                 return job_fail(j, OMAHA_ERROR_HTTP_BASE + (int) (st < 0 || st >= 1000 ? 999 : st),

@@ -15,7 +15,8 @@ Knobs (attributes, may be changed while running): version, payload (path) or pay
 app_status / updatecheck_status (policy errors), omaha_http_status (e.g. 500/503), omaha_body (raw body
 to send instead), announced_size / announced_sha256 (lie about the payload), poll_interval,
 disable_payload_backoff, offer_always (also offer a version that is not newer), cut_after (close the payload connection after N bytes, for the next
-``cut_times`` downloads), codebase (override the URL base).
+``cut_times`` downloads), codebase (override the URL base), extra_codebases_first,
+max_failure_count_per_url (URL failover).
 """
 import base64
 import hashlib
@@ -65,7 +66,7 @@ class PayloadRequest:
 
 class OmahaServer:
     def __init__(self, payload=None, payload_bytes=None, version="9999.0.0", tls=False, host="127.0.0.1",
-                 port=0, package_name="flatcar_production_update.gz", verbose=False):
+                 port=0, package_name="flatcar_production_update.gz"):
         self.payload = pathlib.Path(payload) if payload else None
         self.payload_bytes = payload_bytes
         self.version = version
@@ -85,7 +86,8 @@ class OmahaServer:
         self.cut_times = 0
         self.throttle = 0.0
         self.codebase = None
-        self.verbose = verbose
+        self.extra_codebases_first = []  # codebases listed before the real one (URL failover tests)
+        self.max_failure_count_per_url = None
         self.requests: List[OmahaRequest] = []
         self.payload_requests: List[PayloadRequest] = []
         self.lock = threading.Lock()
@@ -242,9 +244,12 @@ class OmahaServer:
             size = self.announced_size
         if self.announced_sha256 is not None:
             sha256 = self.announced_sha256
-        codebase = self.codebase or (self.base_url + "/payloads/")
+        codebases = [*self.extra_codebases_first, self.codebase or (self.base_url + "/payloads/")]
+        urls = "".join(f'<url codebase="{_attr(c)}"></url>' for c in codebases)
         backoff = ' DisablePayloadBackoff="true"' if self.disable_payload_backoff else ""
-        return (f'<updatecheck status="ok"{poll}><urls><url codebase="{_attr(codebase)}"></url></urls>'
+        if self.max_failure_count_per_url is not None:
+            backoff += f' MaxFailureCountPerUrl="{int(self.max_failure_count_per_url)}"'
+        return (f'<updatecheck status="ok"{poll}><urls>{urls}</urls>'
                 f'<manifest version="{_attr(self.version)}"><packages>'
                 f'<package name="{_attr(self.package_name)}" hash="{sha1}" size="{size}" required="true"></package>'
                 f'</packages><actions><action event="postinstall" sha256="{_attr(sha256)}"{backoff}></action>'

@@ -101,6 +101,7 @@ def test_server_down(program, tmp_path):
         assert r.returncode != 0
         st = d.status()
         assert st["last_error"] == 2000 and st["current_operation"] == "UPDATE_STATUS_IDLE"
+        assert d.logtext().count("trying again in 1 s") == 1  # an interactive check retries once
     finally:
         d.stop()
 
@@ -168,8 +169,8 @@ def test_rollback_detected(program, tmp_path, server):
     try:
         r = d.ctl("check", "--wait", check=False)
         assert server.requests[0].events == [(3, 0, 0x10000000 | 44, None)]
-        # 4500.0.0 rolled back here: it is not downloaded again.
-        assert r.returncode != 0
+        # 4500.0.0 rolled back here: it is not downloaded again (a decision: check exits 0).
+        assert r.returncode == 0 and "rolled back on this machine" in r.stderr
         st = d.status()
         assert st["last_error"] == 35 and "rolled back" in st["last_error_message"]
         state = json.loads((sd / "state.json").read_text())
@@ -185,7 +186,8 @@ def test_downgrade_refused(program, tmp_path, server):
     server.payload_bytes = b"x" * 100
     root, d = start(program, tmp_path, server.url, version="4459.0.0")
     try:
-        d.ctl("check", "--wait", check=False)
+        r = d.ctl("check", "--wait", check=False)
+        assert r.returncode == 0 and "Not updating (error 35)" in r.stderr
         st = d.status()
         assert st["last_error"] == 35 and "not newer" in st["last_error_message"]
         assert not server.payload_requests
@@ -312,5 +314,19 @@ def test_reset_status(program, tmp_path, server):
         d.ctl("check", "--wait")
         assert server.requests[0].events == [(3, 2, None, "")]
         assert json.loads((state_dir(root) / "state.json").read_text()).get("rolled_back") == []
+    finally:
+        d.stop()
+
+
+def test_free_space_checked(program, tmp_path, server):
+    server.version = "4500.0.0"
+    server.payload_bytes = b"x" * 100
+    root, d = start(program, tmp_path, server.url, switchyard_conf=FAST_SCHEDULE + "MIN_FREE_BYTES=1000000000000000\n")
+    try:
+        r = d.ctl("check", "--wait", check=False)
+        assert r.returncode != 0
+        st = d.status()
+        assert st["last_error"] == 20 and "bytes free" in st["last_error_message"]
+        assert not server.payload_requests
     finally:
         d.stop()

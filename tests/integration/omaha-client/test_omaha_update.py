@@ -274,3 +274,25 @@ def test_newer_version_replaces_staged_slot(host):
     assert (state_dir(host.root) / "prefs/previous-version").read_text() == OLD
     state = json.loads((state_dir(host.root) / "state.json").read_text())
     assert state["staged_version"] == "4600.0.0"
+
+
+def test_url_failover(host):
+    """A dead first URL: after MaxFailureCountPerUrl failures the next URL is used (spec 1.7)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{s.getsockname()[1]}/nothing/"
+    s.close()
+    with OmahaServer(payload=host.payload, version=NEW) as server:
+        server.extra_codebases_first = [dead]
+        server.max_failure_count_per_url = 2
+        d = host.start_client(server)
+        try:
+            d.ctl("check", "--wait", timeout=180)
+            assert d.status()["current_operation"] == "UPDATE_STATUS_UPDATED_NEED_REBOOT", d.logtext()
+            log = d.logtext()
+            assert log.count(f"Downloading {dead}flatcar_production_update.gz") == 2
+            assert f"Downloading {server.base_url}/payloads/flatcar_production_update.gz" in log
+        finally:
+            d.stop()
+    assert host.slot_bytes("b", host.usr.stat().st_size) == host.usr.read_bytes()
