@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
+#include <limits.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <libfdisk/libfdisk.h>
@@ -307,6 +308,11 @@ int disk_commit(Disk *d) {
 
 /* ---- the booted slot ---- */
 
+/* Tests point this at a fake /sys to stand in partitions that the test machine's kernel cannot create. */
+static const char *sysfs_prefix(void) {
+        return getenv("SWITCHYARD_TEST_SYSFS_ROOT") ?: "";
+}
+
 int cmdline_find_usr(const char *cmdline, char **ret_kind, char **ret_value) {
         _cleanup_free_ char *kind = NULL, *value = NULL;
         const char *p = cmdline;
@@ -367,7 +373,7 @@ static int sysfs_read_devnum(const char *path, dev_t *ret) {
 
 /* The partition under /usr (through one level of device mapper, as with dm-verity) and its disk. */
 static int usr_partition(dev_t *ret_disk, uint32_t *ret_partno) {
-        char p[256];
+        char p[PATH_MAX];
         struct stat st;
         dev_t dev;
         int r;
@@ -376,7 +382,7 @@ static int usr_partition(dev_t *ret_disk, uint32_t *ret_partno) {
                 return -errno;
         dev = st.st_dev;
 
-        snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/slaves", major(dev), minor(dev));
+        snprintf(p, sizeof(p), "%s/sys/dev/block/%u:%u/slaves", sysfs_prefix(), major(dev), minor(dev));
         _cleanup_closedir_ DIR *dir = opendir(p);
         if (dir) {
                 struct dirent *de;
@@ -388,8 +394,8 @@ static int usr_partition(dev_t *ret_disk, uint32_t *ret_partno) {
                                 n++;
                         }
                 if (n == 1) {
-                        char q[600];
-                        snprintf(q, sizeof(q), "/sys/class/block/%s/dev", found);
+                        char q[PATH_MAX + 256];
+                        snprintf(q, sizeof(q), "%s/sys/class/block/%s/dev", sysfs_prefix(), found);
                         r = sysfs_read_devnum(q, &dev);
                         if (r < 0)
                                 return r;
@@ -398,7 +404,7 @@ static int usr_partition(dev_t *ret_disk, uint32_t *ret_partno) {
         }
 
         _cleanup_free_ char *partno = NULL;
-        snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/partition", major(dev), minor(dev));
+        snprintf(p, sizeof(p), "%s/sys/dev/block/%u:%u/partition", sysfs_prefix(), major(dev), minor(dev));
         r = read_one_line_file(p, &partno);
         if (r < 0)
                 return r == -ENOENT ? -ENODEV : r;
@@ -406,7 +412,7 @@ static int usr_partition(dev_t *ret_disk, uint32_t *ret_partno) {
         r = safe_atou32(partno, &n);
         if (r < 0)
                 return r;
-        snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/../dev", major(dev), minor(dev));
+        snprintf(p, sizeof(p), "%s/sys/dev/block/%u:%u/../dev", sysfs_prefix(), major(dev), minor(dev));
         r = sysfs_read_devnum(p, ret_disk);
         if (r < 0)
                 return r;
@@ -417,7 +423,7 @@ static int usr_partition(dev_t *ret_disk, uint32_t *ret_partno) {
 int disk_find_usr_disk(char **ret_path) {
         dev_t disk;
         uint32_t partno;
-        char p[128];
+        char p[PATH_MAX];
         int r;
 
         r = usr_partition(&disk, &partno);
@@ -425,7 +431,7 @@ int disk_find_usr_disk(char **ret_path) {
                 return slot_fail(r, "Cannot find the disk holding /usr (%m); pass --disk=PATH.");
 
         _cleanup_free_ char *uevent = NULL;
-        snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/uevent", major(disk), minor(disk));
+        snprintf(p, sizeof(p), "%s/sys/dev/block/%u:%u/uevent", sysfs_prefix(), major(disk), minor(disk));
         r = read_full_file(p, 64 * 1024, &uevent, NULL);
         if (r < 0)
                 return slot_fail(r, "Failed to read %s: %m", p);
@@ -485,15 +491,15 @@ int disk_find_booted(const Disk *d, const char *cmdline_path, SlotId *ret) {
 /* ---- handing out a slot ---- */
 
 static int find_partition_node(const Disk *d, uint32_t partno, char **ret_path, dev_t *ret_dev) {
-        char p[128];
-        snprintf(p, sizeof(p), "/sys/dev/block/%u:%u", major(d->devnum), minor(d->devnum));
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/sys/dev/block/%u:%u", sysfs_prefix(), major(d->devnum), minor(d->devnum));
         _cleanup_closedir_ DIR *dir = opendir(p);
         struct dirent *de;
 
         if (!dir)
                 return -errno;
         while ((de = readdir(dir))) {
-                char q[600];
+                char q[PATH_MAX + 512];
                 _cleanup_free_ char *num = NULL;
                 uint32_t n;
 

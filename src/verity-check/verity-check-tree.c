@@ -621,6 +621,7 @@ static void result_fill(VerityVerifyResult *res, const VeritySuperblock *sb, con
         res->data_blocks = g->data_blocks;
         res->data_block_size = g->data_block_size;
         res->hash_offset = g->hash_offset;
+        res->end_offset = g->end_offset;
         snprintf(res->algorithm, sizeof res->algorithm, "%s", sb->algorithm);
         hex_encode(sb->salt, sb->salt_size, res->salt);
         hex_encode(sb->uuid, 16, u);
@@ -996,7 +997,16 @@ int verity_format(const VeritySlot *slot, const VerityFormatOptions *opts, Verit
                         f->kind = VERITY_FAILURE_IO;
                         return fail(f, "failed to read the start of the slot: %s", strerror(-r)), r;
                 }
-                if (fs_probe_size(head, MIN((uint64_t) FS_PROBE_SIZE, slot->size), &type, &fs_size) >= 0) {
+                bool have_fs = fs_probe_size(head, MIN((uint64_t) FS_PROBE_SIZE, slot->size), &type, &fs_size) >= 0;
+                if (slot->size == VERITY_FLATCAR_SLOT_SIZE && bs == VERITY_DEFAULT_BLOCK_SIZE) {
+                        /* Flatcar's initrd opens the tree at this fixed offset whatever the filesystem's size. */
+                        if (have_fs && fs_size > VERITY_FLATCAR_HASH_OFFSET)
+                                return fail(f, "the %s filesystem (%" PRIu64 " bytes) is larger than Flatcar's data area (%" PRIu64 " bytes)",
+                                            fs_type_to_string(type), fs_size, VERITY_FLATCAR_HASH_OFFSET),
+                                       -ENOSPC;
+                        data_blocks = VERITY_FLATCAR_DATA_BLOCKS;
+                        snprintf(res.hash_offset_source, sizeof res.hash_offset_source, "flatcar");
+                } else if (have_fs) {
                         data_blocks = DIV_ROUND_UP(fs_size, (uint64_t) bs);
                         snprintf(res.hash_offset_source, sizeof res.hash_offset_source, "%s", fs_type_to_string(type));
                 } else {

@@ -136,6 +136,7 @@ typedef struct VerityVerifyResult {
         uint64_t data_blocks;
         uint32_t data_block_size;
         uint64_t hash_offset;
+        uint64_t end_offset; /* just after the last hash block: hash_offset..end_offset is the hash area */
         char hash_offset_source[32]; /* "explicit", "ext4", "squashfs", "erofs", "flatcar-default" */
         char algorithm[33];
         char salt[VERITY_SALT_MAX * 2 + 1];

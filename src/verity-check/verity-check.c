@@ -61,8 +61,8 @@ static int help(void) {
                "     --slot=a|b           The slot's kernel on the ESP: ESP/flatcar/vmlinuz-a|b\n"
                "     --esp=DIR            Where the ESP is mounted (default /boot)\n\n"
                "Format:\n"
-               "     --data-blocks=N      Data blocks covered (default: the filesystem's size, else\n"
-               "                          as many as fit: 260094 for a 1 GiB slot)\n"
+               "     --data-blocks=N      Data blocks covered (default: Flatcar's 260094 in a 1 GiB\n"
+               "                          slot, else the filesystem's size, else as many as fit)\n"
                "     --salt=HEX|-         Salt (default: 32 random bytes; - for none)\n"
                "     --uuid=UUID          Superblock UUID (default: random)\n"
                "     --embed-into=KERNEL  Also write the root hash into this kernel image\n\n"
@@ -572,6 +572,8 @@ static int verb_format(const char *path) {
                                       res.hash_offset_source, "algorithm", res.algorithm, "salt", res.salt, "uuid", res.uuid);
                 if (!j)
                         return log_oom();
+                json_object_set_new(j, "hash_size", json_integer((json_int_t) (res.end_offset - res.hash_offset)));
+                json_object_set_new(j, "end_offset", json_integer((json_int_t) res.end_offset));
                 if (kfd >= 0) {
                         json_object_set_new(j, "embedded_into", json_string(arg_embed_into));
                         json_object_set_new(j, "arch", json_string(kernel_arch_to_string(arch)));

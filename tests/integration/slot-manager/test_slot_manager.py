@@ -400,3 +400,57 @@ def test_concurrent_writers_serialize(sm):
     for slot in st["slots"]:
         assert slot["priority"] + slot["tries"] == 15
     assert sfdisk_attrs(sm.image.path)[4] == int(st["slots"][1]["attributes"], 16)
+
+
+@pytest.mark.loop
+@pytest.mark.parametrize("verity", [False, True])
+def test_disk_and_booted_slot_from_usr(sm, tmp_path, verity):
+    """Without --disk and without usr= on the command line: the disk is the one holding /usr and the booted
+    slot is the partition under /usr (through dm-verity when /usr is a device-mapper device). /usr of the test
+    machine is presented, through a stand-in /sys (SWITCHYARD_TEST_SYSFS_ROOT), as partition 3 of a loop
+    device over the image, or as a dm device on top of that partition."""
+    losetup = need_tool("losetup")
+    if os.geteuid() != 0 or not os.path.exists("/dev/loop-control"):
+        pytest.skip("needs root and loop devices")
+    p = subprocess.run([losetup, "--find", "--show", str(sm.image.path)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot set up a loop device: {p.stderr.strip()}")
+    dev = p.stdout.strip()
+    try:
+        usr, disk = os.stat("/usr").st_dev, os.stat(dev).st_rdev
+        fake = tmp_path / "fakesys"
+        disk_dir = fake / "sys/devices/virtual/block" / os.path.basename(dev)
+        part_dir = disk_dir / "part3"
+        part_dir.mkdir(parents=True)
+        (disk_dir / "dev").write_text(f"{os.major(disk)}:{os.minor(disk)}\n")
+        (disk_dir / "uevent").write_text(f"MAJOR={os.major(disk)}\nDEVNAME={os.path.basename(dev)}\nDEVTYPE=disk\n")
+        part = os.makedev(259, 77) if verity else usr
+        (part_dir / "partition").write_text("3\n")
+        (part_dir / "dev").write_text(f"{os.major(part)}:{os.minor(part)}\n")
+        links = fake / "sys/dev/block"
+        links.mkdir(parents=True)
+        (links / f"{os.major(part)}:{os.minor(part)}").symlink_to(part_dir)
+        if verity:
+            dm = fake / "sys/devices/virtual/block/dm-0"
+            (dm / "slaves").mkdir(parents=True)
+            (dm / "slaves" / "part3").symlink_to(part_dir)
+            (dm / "dev").write_text(f"{os.major(usr)}:{os.minor(usr)}\n")
+            (links / f"{os.major(usr)}:{os.minor(usr)}").symlink_to(dm)
+            (fake / "sys/class/block").mkdir(parents=True)
+            (fake / "sys/class/block/part3").symlink_to(part_dir)
+        (links / f"{os.major(disk)}:{os.minor(disk)}").symlink_to(disk_dir)
+
+        env = dict(os.environ, SWITCHYARD_TEST_SYSFS_ROOT=str(fake))
+        st = json.loads(subprocess.run([sm.binary, f"--cmdline={sm.cmdline}", "status", "--json"], env=env,
+                                       capture_output=True, text=True, check=True).stdout)
+        assert st["disk"] == dev and st["booted"] == "a"
+        # mark-good with no slot named marks the slot under /usr
+        subprocess.run([sm.binary, f"--cmdline={sm.cmdline}", "set", "a", "--tries=2", f"--disk={dev}"], env=env,
+                       check=True, capture_output=True)
+        out = subprocess.run([sm.binary, f"--cmdline={sm.cmdline}", "mark-good", "--json"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        assert json.loads(out) == {"slot": "a"}
+        subprocess.run(["blockdev", "--flushbufs", dev], capture_output=True)
+        assert cgpt_fields(sm.image.path, A) == (1, 0, 1)
+    finally:
+        subprocess.run([losetup, "-d", dev], capture_output=True)

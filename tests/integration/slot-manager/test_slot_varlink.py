@@ -4,6 +4,7 @@ import fcntl
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -279,3 +280,61 @@ def test_socket_activation_and_idle_exit(sm, sockdir):
         with varlink.Client(path) as c:
             assert c.call("io.switchyard.Slots.GetStatus", {})["next"] == "b"
         assert a.starts == 2
+
+
+@pytest.mark.loop
+def test_open_inactive_on_block_device(sm, sockdir, tmp_path):
+    """A block-device disk: OpenInactive hands out the partition's own device node (offset 0), exclusively.
+    This kernel cannot scan partitions on loop devices, so partition 4 is a second loop device over the
+    slot's byte range, announced in a stand-in /sys (SWITCHYARD_TEST_SYSFS_ROOT)."""
+    losetup = need_tool("losetup")
+    if os.geteuid() != 0 or not os.path.exists("/dev/loop-control"):
+        pytest.skip("needs root and loop devices")
+    b = sm.image.usr_b
+    devs = []
+    try:
+        for extra in ([], ["--offset", str(b.offset), "--sizelimit", str(b.size)]):
+            p = subprocess.run([losetup, "--find", "--show", *extra, str(sm.image.path)], capture_output=True,
+                               text=True)
+            if p.returncode != 0:
+                pytest.skip(f"cannot set up a loop device: {p.stderr.strip()}")
+            devs.append(p.stdout.strip())
+        disk, part = devs
+        d, pt = os.stat(disk).st_rdev, os.stat(part).st_rdev
+        fake = tmp_path / "fakesys"
+        pdir = fake / f"sys/dev/block/{os.major(d)}:{os.minor(d)}" / os.path.basename(part)
+        pdir.mkdir(parents=True)
+        (pdir / "partition").write_text("4\n")
+        (pdir / "dev").write_text(f"{os.major(pt)}:{os.minor(pt)}\n")
+
+        sm.boot("a")
+        path = os.path.join(sockdir, "io.switchyard.Slots")
+        env = dict(os.environ, SWITCHYARD_TEST_SYSFS_ROOT=str(fake))
+        proc = subprocess.Popen([sm.binary, f"--disk={disk}", f"--cmdline={sm.cmdline}", f"--esp={sm.esp}",
+                                 "varlink", f"--listen={path}"], env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            varlink.wait_for_socket(path, process=proc)
+            with varlink.Client(path) as c:
+                reply = c.call("io.switchyard.Slots.OpenInactive", {"kernel": False})
+                fd = c.received_fds[reply["usr"]]
+                assert (reply["slot"], reply["offset"], reply["size"]) == ("b", 0, b.size)
+                st = os.fstat(fd)
+                assert stat.S_ISBLK(st.st_mode) and st.st_rdev == pt
+                assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDWR
+                os.pwrite(fd, b"written through the partition", 0)
+                os.fsync(fd)
+                # held exclusively: a second hand-out fails with a clear error while the first is open
+                with varlink.Client(path) as c2:
+                    with pytest.raises(varlink.VarlinkError) as e:
+                        c2.call("io.switchyard.Slots.OpenInactive", {"kernel": False})
+                    assert e.value.name == "io.switchyard.Slots.DiskError"
+                    assert part in e.value.parameters["message"]
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        with open(sm.image.path, "rb") as f:
+            f.seek(b.offset)
+            assert f.read(29) == b"written through the partition"
+    finally:
+        for dev in reversed(devs):
+            subprocess.run([losetup, "-d", dev], capture_output=True)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import need_tool
+from conftest import need_tool, program_path
 
 BS = 4096
 FLATCAR_SLOT = 1 << 30
@@ -441,16 +441,25 @@ def test_status_without_device_mapper(tmp_path, vc):
 
 # ---- Flatcar's layout ----
 
-def test_flatcar_layout_sparse(tmp_path, vc, veritysetup):
-    """1 GiB slot: 260094 data blocks, superblock at 1065345024, 2049 hash blocks ending at 1 GiB."""
-    img = tmp_path / "usr-a.img"
+@pytest.fixture(scope="module")
+def flatcar_slot(tmp_path_factory):
+    """A sparse 1 GiB slot formatted by verity-check with its defaults (made once for this module)."""
+    img = tmp_path_factory.mktemp("flatcar") / "usr-a.img"
     with open(img, "wb") as f:
         f.truncate(FLATCAR_SLOT)
         f.seek(5 * BS)
         f.write(b"flatcar /usr" * 100)
-    j = json.loads(vc("format", img, "--json").stdout)
+    j = json.loads(run([program_path("verity-check"), "format", img, "--json"]).stdout)
+    yield img, j
+    img.unlink()
+
+
+def test_flatcar_layout_sparse(flatcar_slot, vc, veritysetup):
+    """1 GiB slot: 260094 data blocks, superblock at 1065345024, 2049 hash blocks ending at 1 GiB."""
+    img, j = flatcar_slot
     assert j["data_blocks"] == FLATCAR_DATA_BLOCKS and j["hash_offset"] == FLATCAR_HASH_OFFSET
-    assert j["hash_offset_source"] == "fill-slot"
+    assert j["hash_offset_source"] == "flatcar"
+    assert j["end_offset"] == FLATCAR_SLOT and j["hash_size"] == (1 + 2049) * BS
     assert img.stat().st_size == FLATCAR_SLOT
     dump = run([veritysetup, "dump", f"--hash-offset={FLATCAR_HASH_OFFSET}", img]).stdout
     assert "Data blocks:     \t260094" in dump and "Hash blocks:     \t2049" in dump
@@ -461,9 +470,34 @@ def test_flatcar_layout_sparse(tmp_path, vc, veritysetup):
     assert v["hash_offset"] == FLATCAR_HASH_OFFSET and v["hash_offset_source"] == "flatcar-default"
     # The last leaf block is the last block of the slot.
     flip(img, FLATCAR_SLOT - BS + 5)
-    p, v = verify_json(vc, img, f"--root-hash={j['root_hash']}")
-    assert v["error"] == "Corrupted" and v["area"] == "hash" and v["level"] == 0 and v["index"] == 2031
-    assert v["block"] == FLATCAR_SLOT // BS - 1
+    try:
+        p, v = verify_json(vc, img, f"--root-hash={j['root_hash']}")
+        assert v["error"] == "Corrupted" and v["area"] == "hash" and v["level"] == 0 and v["index"] == 2031
+        assert v["block"] == FLATCAR_SLOT // BS - 1
+    finally:
+        flip(img, FLATCAR_SLOT - BS + 5)
+
+
+def test_flatcar_layout_matches_fixture(flatcar_slot, fixtures_dir, veritysetup):
+    """The layout verity-check writes is the one ../shared/fixtures/omaha/verity describes."""
+    params = json.loads((fixtures_dir / "omaha" / "verity" / "usr-verity-params.json").read_text())
+    img, j = flatcar_slot
+    args = params["veritysetup_format_args"]
+    layout = params["layout_bytes"]
+    assert j["data_blocks"] == args["data-blocks"] and j["hash_offset"] == args["hash-offset"]
+    assert j["algorithm"] == args["hash"] and j["data_block_size"] == args["data-block-size"]
+    assert len(j["salt"]) == 2 * 32
+    assert layout["verity_superblock_block"] == [j["hash_offset"], j["hash_offset"] + BS]
+    assert layout["hash_tree"][1] == layout["end"] == img.stat().st_size
+    levels = layout["hash_tree_blocks"]
+    assert (layout["hash_tree"][1] - layout["hash_tree"][0]) // BS == levels["total"]
+    # veritysetup reads the same superblock and counts the same tree.
+    dump = run([veritysetup, "dump", f"--hash-offset={j['hash_offset']}", img]).stdout
+    assert f"Hash blocks:     \t{levels['total']}" in dump
+    assert levels["level_top"] + levels["level_mid"] + levels["level_leaf"] == levels["total"]
+    # The top block is the first after the superblock block: it must hash to the root (checked by
+    # verify in the test above); the leaves end exactly at the end of the slot.
+    assert layout["hash_tree"][0] + levels["total"] * BS == layout["end"]
 
 
 def test_flatcar_build_command(tmp_path, vc, veritysetup):
@@ -477,3 +511,18 @@ def test_flatcar_build_command(tmp_path, vc, veritysetup):
     p, v = verify_json(vc, img, f"--root-hash={info['Root hash']}")
     assert p.returncode == 0, p.stderr
     assert v["hash_offset_source"] == "ext4" and v["data_blocks"] == FLATCAR_DATA_BLOCKS
+
+
+def test_flatcar_slot_with_smaller_filesystem(tmp_path, vc, veritysetup):
+    """In a 1 GiB slot the tree goes where Flatcar's initrd looks (1065345024), even after a smaller
+    filesystem; verify finds it there when the filesystem's end holds no superblock."""
+    img = tmp_path / "usr-b.img"
+    with open(img, "wb") as f:
+        f.truncate(FLATCAR_SLOT)
+    run(["mkfs.ext4", "-q", "-b", "4096", "-O", "^has_journal", img, "100000"])
+    j = json.loads(vc("format", img, "--json").stdout)
+    assert j["hash_offset"] == FLATCAR_HASH_OFFSET and j["data_blocks"] == FLATCAR_DATA_BLOCKS
+    assert j["hash_offset_source"] == "flatcar"
+    p, v = verify_json(vc, img, f"--root-hash={j['root_hash']}")
+    assert p.returncode == 0, p.stderr
+    assert v["hash_offset"] == FLATCAR_HASH_OFFSET and v["hash_offset_source"] == "flatcar-default"
