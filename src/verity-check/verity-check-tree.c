@@ -225,12 +225,16 @@ uint64_t verity_max_data_blocks(uint64_t slot_size, uint32_t block_size, uint32_
 
 unsigned verity_default_threads(void) {
         cpu_set_t set;
-        long n;
+        long n = 0;
 
-        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-                return (unsigned) CPU_COUNT(&set);
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-        return n > 0 ? (unsigned) n : 1;
+        if (sched_getaffinity(0, sizeof set, &set) == 0)
+                n = CPU_COUNT(&set);
+        if (n <= 0)
+                n = sysconf(_SC_NPROCESSORS_ONLN);
+        if (n <= 0)
+                n = 1;
+        /* Two per CPU: a thread waiting for its next read leaves the CPU to one that hashes. */
+        return (unsigned) MIN(2 * n, 64L);
 }
 
 static int slot_fill(int fd, uint64_t offset, uint64_t size, VeritySlot *ret) {

@@ -125,7 +125,7 @@ typedef struct VerityVerifyOptions {
         uint64_t hash_offset;            /* UINT64_MAX: derive from the filesystem, else Flatcar's */
         const uint8_t *expected_root;    /* NULL: compute and report only (never call that verified) */
         size_t expected_root_size;
-        unsigned threads;                /* 0: every online CPU */
+        unsigned threads;                /* 0: verity_default_threads() */
         VerityProgress progress;
         void *userdata;
         atomic_bool *cancel;             /* optional: set from another thread to stop */
@@ -163,4 +163,5 @@ typedef struct VerityFormatOptions {
 int verity_format(const VeritySlot *slot, const VerityFormatOptions *opts, VerityVerifyResult *ret,
                   VerityFailure *ret_failure);
 
+/* Hashing threads when none are asked for: two per CPU this process may run on. */
 unsigned verity_default_threads(void);

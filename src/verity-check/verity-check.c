@@ -52,7 +52,7 @@ static int help(void) {
                "     --data-fd=FD         Use this open descriptor instead of a SLOT path\n"
                "     --hash-offset=BYTES  Superblock position (default: end of the filesystem at the\n"
                "                          start of the slot, else Flatcar's 1065345024)\n"
-               "     --threads=N          Hashing threads (default: every CPU)\n\n"
+               "     --threads=N          Hashing threads (default: two per CPU)\n\n"
                "Expected root hash (verify, root-hash; exactly one):\n"
                "     --root-hash=HEX      Given directly\n"
                "     --kernel=FILE        Embedded in a kernel image (byte 64 amd64, 512 arm64)\n"
