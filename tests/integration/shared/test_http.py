@@ -477,7 +477,6 @@ def test_many_concurrent(get, srv, tmp_path):
     n = 6
     for i in range(n):
         srv.add(f"/d{i}", DATA[i * 1000:], delay=1.0)
-    start = time.monotonic()
     results, _ = get("--many", "-o", tmp_path / "out", *[srv.url(f"/d{i}") for i in range(n)])
     assert [r["url"] for r in results] == [srv.url(f"/d{i}") for i in range(n)]
     for i, r in enumerate(results):
