@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <signal.h>
 
 #include "hardening-engine.h"
 #include "hardening-idl.h"
 #include "hardening-varlink.h"
 #include "log.h"
+#include "varlink-service.h"
 #include "varlink.h"
 
 #define IDLE_USEC (10u * 1000u * 1000u)
@@ -108,46 +108,15 @@ int hardening_varlink_run(const char *root, const char *listen_path)
             .version = SWITCHYARD_VERSION,
             .url = "https://github.com/switchyard/switchyard",
         };
-        _cleanup_(varlink_server_freep) VarlinkServer *server = NULL;
-        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         Server s = {.root = root};
-        sigset_t mask;
-        int r;
+        const VarlinkService svc = {
+            .info = &info,
+            .interface = &interface,
+            .userdata = &s,
+            .listen_path = listen_path,
+            .mode = 0600,
+            .idle_usec = IDLE_USEC,
+        };
 
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(errno, "Failed to block signals: %m");
-        r = sd_event_default(&event);
-        if (r < 0)
-                return log_error_errno(r, "Failed to allocate the event loop: %m");
-        (void)sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
-        (void)sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
-        r = varlink_server_new(&server, event, &info, &s);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create the varlink server: %m");
-        r = varlink_server_add_interface(server, &interface);
-        if (r < 0)
-                return log_error_errno(r, "Failed to add io.switchyard.Hardening: %m");
-        if (listen_path) {
-                r = varlink_server_listen_address(server, listen_path, 0600);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to listen on %s: %m", listen_path);
-        } else {
-                r = varlink_server_listen_fds(server);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to take the sockets passed by systemd: %m");
-                if (r == 0)
-                        return log_error_errno(
-                            SYNTHETIC_ERRNO(EINVAL),
-                            "No socket passed by systemd; use --listen=PATH to run by hand.");
-                r = varlink_server_set_exit_on_idle(server, IDLE_USEC);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to set the idle timeout: %m");
-        }
-        r = sd_event_loop(event);
-        if (r < 0)
-                return log_error_errno(r, "Event loop failed: %m");
-        return 0;
+        return varlink_service_run(&svc);
 }

@@ -89,28 +89,24 @@ static int aliyun_ssh_keys(ProviderContext *c, const char *base, Metadata *m) {
         return r;
 }
 
+static const EndpointSet aliyun_set = {
+        .endpoints = aliyun_endpoints,
+        .n_endpoints = ELEMENTSOF(aliyun_endpoints),
+        .none_on_404 = true,
+        .skip_empty = true,
+        .hostname_path = "latest/meta-data/hostname",
+        .ssh_keys_path = NULL, /* aliyun_ssh_keys(): one GET per key id */
+};
+
 static int aliyun_fetch(ProviderContext *c, unsigned want, Metadata *m) {
         _cleanup_free_ char *base = provider_base(c, &provider_aliyun, "ALIYUN", provider_aliyun.default_url);
         int r;
 
         if (!base)
                 return log_oom();
-        if (want & WANT_ATTRIBUTES) {
-                r = fetch_endpoints(c, base, NULL, 0, aliyun_endpoints, ELEMENTSOF(aliyun_endpoints), true, true, m);
-                if (r < 0)
-                        return r;
-        }
-        if (want & WANT_HOSTNAME) {
-                _cleanup_free_ char *url = NULL, *text = NULL;
-                if (asprintf(&url, "%s/latest/meta-data/hostname", base) < 0)
-                        return log_oom();
-                r = fetch_text(c, url, NULL, 0, true, &text);
-                if (r < 0)
-                        return r;
-                r = metadata_set_hostname(m, text);
-                if (r < 0)
-                        return r;
-        }
+        r = fetch_endpoint_set(c, base, &aliyun_set, want, m);
+        if (r < 0)
+                return r;
         if (want & WANT_SSH_KEYS)
                 return aliyun_ssh_keys(c, base, m);
         return 0;

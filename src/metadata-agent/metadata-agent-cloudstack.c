@@ -39,30 +39,22 @@ static char *cloudstack_base(ProviderContext *c) {
         return TAKE_PTR(def);
 }
 
+static const EndpointSet cloudstack_set = {
+        .endpoints = cloudstack_endpoints,
+        .n_endpoints = ELEMENTSOF(cloudstack_endpoints),
+        .none_on_404 = true,
+        .skip_empty = false,
+        .hostname_path = NULL, /* CloudStack's metadata service gives no hostname to set (upstream returns none). */
+        .ssh_keys_path = "latest/meta-data/public-keys",
+        .skip_bad_keys = false,
+};
+
 static int cloudstack_metadata_fetch(ProviderContext *c, unsigned want, Metadata *m) {
         _cleanup_free_ char *base = cloudstack_base(c);
-        int r;
 
         if (!base)
                 return -ENXIO;
-        if (want & WANT_ATTRIBUTES) {
-                r = fetch_endpoints(c, base, NULL, 0, cloudstack_endpoints, ELEMENTSOF(cloudstack_endpoints), true, false, m);
-                if (r < 0)
-                        return r;
-        }
-        /* CloudStack's metadata service gives no hostname to set (upstream returns none). */
-        if (want & WANT_SSH_KEYS) {
-                _cleanup_free_ char *url = NULL, *text = NULL;
-                if (asprintf(&url, "%s/latest/meta-data/public-keys", base) < 0)
-                        return log_oom();
-                r = fetch_text(c, url, NULL, 0, true, &text);
-                if (r < 0)
-                        return r;
-                m->ssh_keys_valid = true;
-                if (text)
-                        return metadata_add_ssh_keys_text(m, text, false, url);
-        }
-        return 0;
+        return fetch_endpoint_set(c, base, &cloudstack_set, want, m);
 }
 
 static const struct {

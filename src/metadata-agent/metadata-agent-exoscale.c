@@ -15,39 +15,22 @@ static const Endpoint exoscale_endpoints[] = {
         { "EXOSCALE_VM_ID", "1.0/meta-data/vm-id" },
 };
 
+static const EndpointSet exoscale_set = {
+        .endpoints = exoscale_endpoints,
+        .n_endpoints = ELEMENTSOF(exoscale_endpoints),
+        .none_on_404 = false,
+        .skip_empty = false,
+        .hostname_path = "1.0/meta-data/local-hostname",
+        .ssh_keys_path = "1.0/meta-data/public-keys",
+        .skip_bad_keys = false,
+};
+
 static int exoscale_fetch(ProviderContext *c, unsigned want, Metadata *m) {
-        _cleanup_free_ char *base = provider_base(c, &provider_exoscale, "EXOSCALE", provider_exoscale.default_url);
-        _cleanup_free_ char *url = NULL, *text = NULL;
-        int r;
+        _cleanup_free_ char *base = provider_base(c, &provider_exoscale, provider_exoscale.env_name, provider_exoscale.default_url);
 
         if (!base)
                 return log_oom();
-        if (want & WANT_ATTRIBUTES) {
-                r = fetch_endpoints(c, base, NULL, 0, exoscale_endpoints, ELEMENTSOF(exoscale_endpoints), false, false, m);
-                if (r < 0)
-                        return r;
-        }
-        if (want & WANT_HOSTNAME) {
-                if (asprintf(&url, "%s/1.0/meta-data/local-hostname", base) < 0)
-                        return log_oom();
-                r = fetch_text(c, url, NULL, 0, false, &text);
-                if (r < 0)
-                        return r;
-                r = metadata_set_hostname(m, text);
-                if (r < 0)
-                        return r;
-                url = mfree(url);
-                text = mfree(text);
-        }
-        if (want & WANT_SSH_KEYS) {
-                if (asprintf(&url, "%s/1.0/meta-data/public-keys", base) < 0)
-                        return log_oom();
-                r = fetch_text(c, url, NULL, 0, false, &text);
-                if (r < 0)
-                        return r;
-                return metadata_add_ssh_keys_text(m, text, false, url);
-        }
-        return 0;
+        return fetch_endpoint_set(c, base, &exoscale_set, want, m);
 }
 
 const Provider provider_exoscale = {

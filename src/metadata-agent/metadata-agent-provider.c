@@ -122,6 +122,45 @@ int fetch_text(const ProviderContext *c, const char *url, const HttpHeader *head
         return r;
 }
 
+static int fetch_below(const ProviderContext *c, const char *base, const char *path, bool none_on_404,
+                       char **ret_url, char **ret_text) {
+        if (asprintf(ret_url, "%s/%s", base, path) < 0) {
+                *ret_url = NULL;
+                return log_oom();
+        }
+        return fetch_text(c, *ret_url, NULL, 0, none_on_404, ret_text);
+}
+
+int fetch_endpoint_set(const ProviderContext *c, const char *base, const EndpointSet *set, unsigned want, Metadata *m) {
+        int r;
+
+        if (want & WANT_ATTRIBUTES) {
+                r = fetch_endpoints(c, base, NULL, 0, set->endpoints, set->n_endpoints, set->none_on_404,
+                                    set->skip_empty, m);
+                if (r < 0)
+                        return r;
+        }
+        if ((want & WANT_HOSTNAME) && set->hostname_path) {
+                _cleanup_free_ char *url = NULL, *text = NULL;
+                r = fetch_below(c, base, set->hostname_path, set->none_on_404, &url, &text);
+                if (r < 0)
+                        return r;
+                r = metadata_set_hostname(m, text);
+                if (r < 0)
+                        return r;
+        }
+        if ((want & WANT_SSH_KEYS) && set->ssh_keys_path) {
+                _cleanup_free_ char *url = NULL, *text = NULL;
+                r = fetch_below(c, base, set->ssh_keys_path, set->none_on_404, &url, &text);
+                if (r < 0)
+                        return r;
+                m->ssh_keys_valid = true; /* a 404 (none_on_404) is "no keys" */
+                if (text)
+                        return metadata_add_ssh_keys_text(m, text, set->skip_bad_keys, url);
+        }
+        return 0;
+}
+
 int ec2_parse_key_list(const char *text, char ***ret_indices, size_t *ret_n) {
         char **v = NULL;
         size_t n = 0;

@@ -56,6 +56,21 @@ typedef struct Endpoint {
  * gives no attribute; skip_empty drops empty values. */
 int fetch_endpoints(const ProviderContext *c, const char *base, const HttpHeader *headers, size_t n_headers,
                     const Endpoint *eps, size_t n, bool none_on_404, bool skip_empty, Metadata *m);
+/* A platform that serves each value at its own URL under one base: the attributes, the hostname and the
+ * SSH keys (text, one a line) are each a GET of base + "/" + path. */
+typedef struct EndpointSet {
+        const Endpoint *endpoints;
+        size_t n_endpoints;
+        bool none_on_404;          /* every GET: a 404 means "not given" rather than an error */
+        bool skip_empty;           /* attributes: drop empty values */
+        const char *hostname_path; /* NULL: the platform gives no hostname */
+        const char *ssh_keys_path; /* NULL: the provider fetches the keys itself */
+        bool skip_bad_keys;        /* a malformed key line is skipped (with a warning), not an error */
+} EndpointSet;
+
+/* Fetches what want asks for of an EndpointSet below base. */
+int fetch_endpoint_set(const ProviderContext *c, const char *base, const EndpointSet *set, unsigned want, Metadata *m);
+
 /* GETs one raw value; *ret is NULL on a 404 when none_on_404. */
 int fetch_text(const ProviderContext *c, const char *url, const HttpHeader *headers, size_t n_headers,
                bool none_on_404, char **ret);

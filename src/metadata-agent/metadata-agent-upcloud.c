@@ -9,41 +9,22 @@ static const Endpoint upcloud_endpoints[] = {
         { "UPCLOUD_REGION", "metadata/v1/region" },
 };
 
+static const EndpointSet upcloud_set = {
+        .endpoints = upcloud_endpoints,
+        .n_endpoints = ELEMENTSOF(upcloud_endpoints),
+        .none_on_404 = true,
+        .skip_empty = false,
+        .hostname_path = "metadata/v1/hostname",
+        .ssh_keys_path = "metadata/v1/public_keys",
+        .skip_bad_keys = true,
+};
+
 static int upcloud_fetch(ProviderContext *c, unsigned want, Metadata *m) {
-        _cleanup_free_ char *base = provider_base(c, &provider_upcloud, "UPCLOUD", provider_upcloud.default_url);
-        _cleanup_free_ char *url = NULL, *text = NULL;
-        int r;
+        _cleanup_free_ char *base = provider_base(c, &provider_upcloud, provider_upcloud.env_name, provider_upcloud.default_url);
 
         if (!base)
                 return log_oom();
-        if (want & WANT_ATTRIBUTES) {
-                r = fetch_endpoints(c, base, NULL, 0, upcloud_endpoints, ELEMENTSOF(upcloud_endpoints), true, false, m);
-                if (r < 0)
-                        return r;
-        }
-        if (want & WANT_HOSTNAME) {
-                if (asprintf(&url, "%s/metadata/v1/hostname", base) < 0)
-                        return log_oom();
-                r = fetch_text(c, url, NULL, 0, true, &text);
-                if (r < 0)
-                        return r;
-                r = metadata_set_hostname(m, text);
-                if (r < 0)
-                        return r;
-                url = mfree(url);
-                text = mfree(text);
-        }
-        if (want & WANT_SSH_KEYS) {
-                if (asprintf(&url, "%s/metadata/v1/public_keys", base) < 0)
-                        return log_oom();
-                r = fetch_text(c, url, NULL, 0, true, &text);
-                if (r < 0)
-                        return r;
-                m->ssh_keys_valid = true;
-                if (text)
-                        return metadata_add_ssh_keys_text(m, text, true, url);
-        }
-        return 0;
+        return fetch_endpoint_set(c, base, &upcloud_set, want, m);
 }
 
 const Provider provider_upcloud = {

@@ -5,6 +5,7 @@
 #include "metadata-agent-idl.h"
 #include "metadata-agent-provider.h"
 #include "metadata-agent-varlink.h"
+#include "varlink-service.h"
 #include "varlink.h"
 
 #define IDLE_EXIT_USEC (30ULL * 1000000ULL)
@@ -170,42 +171,24 @@ int metadata_varlink_run(const char *listen, AttributeStyle style, const char *b
                 .version = SWITCHYARD_VERSION,
                 .url = "https://github.com/switchyard",
         };
-        _cleanup_(varlink_server_freep) VarlinkServer *server = NULL;
         Service s = { .style = style, .base_url = base_url, .config_drive = config_drive, .cmdline_file = cmdline_file };
-        sd_event *e = NULL;
+        VarlinkService svc = {
+                .info = &info,
+                .interface = &interface,
+                .userdata = &s,
+                .listen_path = listen,
+                .mode = 0600,
+                .idle_usec = IDLE_EXIT_USEC,
+                .idle_when_listening = true,
+        };
+        /* Tests shorten the idle time with SWITCHYARD_METADATA_IDLE_SEC. */
+        const char *idle = getenv("SWITCHYARD_METADATA_IDLE_SEC");
+        uint32_t sec;
         int r;
 
-        r = sd_event_default(&e);
-        if (r < 0)
-                return log_error_errno(r, "Failed to allocate an event loop: %m");
-        r = varlink_server_new(&server, e, &info, &s);
-        if (r >= 0)
-                r = varlink_server_add_interface(server, &interface);
-        if (r >= 0) {
-                if (listen)
-                        r = varlink_server_listen_address(server, listen, 0600);
-                else {
-                        r = varlink_server_listen_fds(server);
-                        if (r == 0)
-                                r = log_error_errno(SYNTHETIC_ERRNO(EBADF),
-                                                    "No socket passed by systemd; use --listen=PATH.");
-                }
-        }
-        if (r >= 0) {
-                /* Tests shorten the idle time with SWITCHYARD_METADATA_IDLE_SEC. */
-                const char *idle = getenv("SWITCHYARD_METADATA_IDLE_SEC");
-                uint32_t sec;
-                uint64_t usec = IDLE_EXIT_USEC;
-                if (idle && safe_atou32(idle, &sec) >= 0 && sec > 0)
-                        usec = (uint64_t) sec * 1000000ULL;
-                r = varlink_server_set_exit_on_idle(server, usec);
-        }
-        if (r >= 0)
-                r = sd_event_loop(e);
-        if (r < 0)
-                log_error_errno(r, "Varlink service failed: %m");
-        server = varlink_server_free(server);
-        sd_event_unref(e);
+        if (idle && safe_atou32(idle, &sec) >= 0 && sec > 0)
+                svc.idle_usec = (uint64_t) sec * 1000000ULL;
+        r = varlink_service_run(&svc);
         metadata_done(&s.cache);
         return r;
 }

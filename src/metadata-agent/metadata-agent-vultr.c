@@ -9,41 +9,22 @@ static const Endpoint vultr_endpoints[] = {
         { "VULTR_REGION_CODE", "v1/region/regioncode" },
 };
 
+static const EndpointSet vultr_set = {
+        .endpoints = vultr_endpoints,
+        .n_endpoints = ELEMENTSOF(vultr_endpoints),
+        .none_on_404 = true,
+        .skip_empty = true,
+        .hostname_path = "v1/hostname",
+        .ssh_keys_path = "v1/public-keys",
+        .skip_bad_keys = true,
+};
+
 static int vultr_fetch(ProviderContext *c, unsigned want, Metadata *m) {
-        _cleanup_free_ char *base = provider_base(c, &provider_vultr, "VULTR", provider_vultr.default_url);
-        _cleanup_free_ char *url = NULL, *text = NULL;
-        int r;
+        _cleanup_free_ char *base = provider_base(c, &provider_vultr, provider_vultr.env_name, provider_vultr.default_url);
 
         if (!base)
                 return log_oom();
-        if (want & WANT_ATTRIBUTES) {
-                r = fetch_endpoints(c, base, NULL, 0, vultr_endpoints, ELEMENTSOF(vultr_endpoints), true, true, m);
-                if (r < 0)
-                        return r;
-        }
-        if (want & WANT_HOSTNAME) {
-                if (asprintf(&url, "%s/v1/hostname", base) < 0)
-                        return log_oom();
-                r = fetch_text(c, url, NULL, 0, true, &text);
-                if (r < 0)
-                        return r;
-                r = metadata_set_hostname(m, text);
-                if (r < 0)
-                        return r;
-                url = mfree(url);
-                text = mfree(text);
-        }
-        if (want & WANT_SSH_KEYS) {
-                if (asprintf(&url, "%s/v1/public-keys", base) < 0)
-                        return log_oom();
-                r = fetch_text(c, url, NULL, 0, true, &text);
-                if (r < 0)
-                        return r;
-                m->ssh_keys_valid = true;
-                if (text)
-                        return metadata_add_ssh_keys_text(m, text, true, url);
-        }
-        return 0;
+        return fetch_endpoint_set(c, base, &vultr_set, want, m);
 }
 
 const Provider provider_vultr = {

@@ -12,6 +12,7 @@
 #include "omaha-client-job.h"
 #include "omaha-client-schedule.h"
 #include "omaha-client-varlink.h"
+#include "varlink-service.h"
 #include "varlink.h"
 
 #define WATCHERS_MAX 64
@@ -279,24 +280,32 @@ static void daemon_done(Daemon *d) {
 
 int daemon_run(OmahaConfig *c, const char *listen_path, const char *dbus_address) {
         Daemon d = { .config = c, .box.wake_fd = -EBADF };
-        sigset_t mask;
-        int r, n;
+        static const VarlinkServerInfo info = {
+                .vendor = "switchyard",
+                .product = "omaha-client",
+                .version = SWITCHYARD_VERSION,
+                .url = "https://github.com/switchyard",
+        };
+        const VarlinkService svc = {
+                .info = &info,
+                .interface = &omaha_interface,
+                .userdata = &d,
+                .listen_path = listen_path,
+                .mode = 0660,
+                .default_path = OMAHA_DEFAULT_ADDRESS, /* started by hand without --listen */
+        };
+        int r;
 
         http_global_init();
         (void) signal(SIGPIPE, SIG_IGN);
         pthread_mutex_init(&d.box.lock, NULL);
         omaha_status_init(&d.box.status);
 
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &mask, NULL);
-
-        r = sd_event_default(&d.event);
-        if (r < 0)
-                goto finish;
-        (void) sd_event_add_signal(d.event, NULL, SIGTERM, NULL, NULL);
-        (void) sd_event_add_signal(d.event, NULL, SIGINT, NULL, NULL);
+        r = varlink_service_open(&svc, &d.event, &d.server);
+        if (r < 0) {
+                daemon_done(&d);
+                return r;
+        }
 
         d.box.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (d.box.wake_fd < 0) {
@@ -309,29 +318,6 @@ int daemon_run(OmahaConfig *c, const char *listen_path, const char *dbus_address
         r = sd_event_add_time(d.event, &d.timer, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_timer, &d);
         if (r < 0)
                 goto finish;
-
-        r = varlink_server_new(&d.server, d.event,
-                               &(VarlinkServerInfo) { .vendor = "switchyard", .product = "omaha-client",
-                                                      .version = SWITCHYARD_VERSION,
-                                                      .url = "https://github.com/switchyard" },
-                               &d);
-        if (r < 0)
-                goto finish;
-        r = varlink_server_add_interface(d.server, &omaha_interface);
-        if (r < 0)
-                goto finish;
-        if (listen_path)
-                r = varlink_server_listen_address(d.server, listen_path, 0660);
-        else {
-                n = varlink_server_listen_fds(d.server);
-                r = n < 0 ? n : 0;
-                if (n == 0)
-                        r = varlink_server_listen_address(d.server, OMAHA_DEFAULT_ADDRESS, 0660);
-        }
-        if (r < 0) {
-                log_error_errno(r, "Failed to listen for varlink calls: %m");
-                goto finish;
-        }
 
         if (dbus_address && !streq(dbus_address, "no")) {
                 r = omaha_dbus_new(&d.dbus, d.event, dbus_address, &dbus_ops, &d);

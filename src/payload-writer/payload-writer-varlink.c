@@ -9,6 +9,7 @@
 #include "payload-writer-interface.h"
 #include "payload-writer-keys.h"
 #include "payload-writer-varlink.h"
+#include "varlink-service.h"
 #include "varlink.h"
 
 #define IDLE_USEC (30ULL * 1000000ULL)
@@ -289,43 +290,27 @@ int payload_writer_varlink_run(const char *listen, const char *root, char *const
         _cleanup_(varlink_server_freep) VarlinkServer *server = NULL;
         sd_event *event = NULL;
         Service s = { .root = root, .key_paths = key_paths, .n_keys = n_keys };
-        VarlinkServerInfo info = {
+        static const VarlinkServerInfo info = {
                 .vendor = "switchyard",
                 .product = "payload-writer",
                 .version = SWITCHYARD_VERSION,
                 .url = "https://github.com/switchyard",
         };
+        const VarlinkService svc = {
+                .info = &info,
+                .interface = &interface,
+                .userdata = &s,
+                .listen_path = listen,
+                .mode = 0600,
+                .idle_usec = IDLE_USEC,
+                .idle_when_listening = true,
+        };
         int r;
 
-        r = sd_event_default(&event);
+        r = varlink_service_open(&svc, &event, &server);
         if (r < 0)
-                return log_error_errno(r, "Failed to allocate event loop: %m");
+                return r;
         s.event = event;
-        (void) sd_event_add_signal(event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, NULL, NULL);
-        (void) sd_event_add_signal(event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, NULL, NULL);
-        r = varlink_server_new(&server, event, &info, &s);
-        if (r < 0) {
-                sd_event_unref(event);
-                return log_error_errno(r, "Failed to create varlink server: %m");
-        }
-        r = varlink_server_add_interface(server, &interface);
-        if (r >= 0) {
-                if (listen)
-                        r = varlink_server_listen_address(server, listen, 0600);
-                else {
-                        r = varlink_server_listen_fds(server);
-                        if (r == 0)
-                                r = log_error_errno(SYNTHETIC_ERRNO(EBADF),
-                                                    "No socket passed by systemd; use --listen=PATH.");
-                }
-        }
-        if (r >= 0)
-                r = varlink_server_set_exit_on_idle(server, IDLE_USEC);
-        if (r < 0) {
-                server = varlink_server_free(server);
-                sd_event_unref(event);
-                return log_error_errno(r, "Failed to set up the varlink server: %m");
-        }
         r = sd_event_loop(event);
         if (s.job) {
                 bool done;

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "slot-manager-error.h"
 #include "slot-manager-varlink.h"
+#include "varlink-service.h"
 #include "varlink.h"
 
 #include "slots-interface.h" /* generated: slots_interface_description */
@@ -212,45 +213,22 @@ static const VarlinkInterface slots_interface = {
 };
 
 int slot_varlink_run(const SlotContext *c, const SlotAuth *auth, const char *listen_path, uint64_t idle_usec) {
-        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(varlink_server_freep) VarlinkServer *server = NULL;
-        Server s = { .context = c, .auth = auth };
-        const VarlinkServerInfo info = {
+        static const VarlinkServerInfo info = {
                 .vendor = "switchyard",
                 .product = "slot-manager",
                 .version = SWITCHYARD_VERSION,
                 .url = "https://github.com/switchyard",
         };
-        int r;
+        Server s = { .context = c, .auth = auth };
+        const VarlinkService svc = {
+                .info = &info,
+                .interface = &slots_interface,
+                .userdata = &s,
+                .listen_path = listen_path,
+                .mode = 0666,
+                .idle_usec = idle_usec,
+        };
 
-        r = sd_event_default(&event);
-        if (r < 0)
-                return log_error_errno(r, "Failed to allocate an event loop: %m");
-        r = varlink_server_new(&server, event, &info, &s);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create the varlink server: %m");
-        r = varlink_server_add_interface(server, &slots_interface);
-        if (r < 0)
-                return log_error_errno(r, "Failed to add io.switchyard.Slots: %m");
-
-        if (listen_path) {
-                r = varlink_server_listen_address(server, listen_path, 0666);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to listen on %s: %m", listen_path);
-        } else {
-                r = varlink_server_listen_fds(server);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to take the sockets passed by systemd: %m");
-                if (r == 0)
-                        return log_error_errno(SYNTHETIC_ERRNO(EBADF),
-                                               "No socket passed by systemd; use --listen=PATH to run by hand.");
-                r = varlink_server_set_exit_on_idle(server, idle_usec);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to set the idle timeout: %m");
-        }
-
-        r = sd_event_loop(event);
-        if (r < 0)
-                return log_error_errno(r, "Event loop failed: %m");
-        return 0;
+        int r = varlink_service_run(&svc);
+        return r < 0 ? r : 0;
 }

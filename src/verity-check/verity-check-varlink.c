@@ -2,11 +2,11 @@
 #include <inttypes.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <systemd/sd-event.h>
 
 #include "hash.h"
 #include "log.h"
+#include "varlink-service.h"
 #include "varlink.h"
 #include "verity-check-varlink.h"
 #include "verity-check-roothash.h"
@@ -260,54 +260,33 @@ static const VarlinkInterface verity_interface = {
 };
 
 int verity_varlink_run(const char *listen_path) {
-        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
-        _cleanup_(varlink_server_freep) VarlinkServer *server = NULL;
-        const VarlinkServerInfo info = {
+        static const VarlinkServerInfo info = {
                 .vendor = "switchyard",
                 .product = "verity-check",
                 .version = SWITCHYARD_VERSION,
                 .url = "https://github.com/switchyard",
         };
-        int r;
-
-        r = sd_event_default(&event);
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(varlink_server_freep) VarlinkServer *server = NULL;
+        sd_event *loop = NULL;
+        /* The handlers take the event loop as userdata: the thread's default one, which
+         * varlink_service_open() sets up. SIGTERM/SIGINT are blocked there before any hashing thread
+         * exists, so those threads inherit that. */
+        int r = sd_event_default(&loop);
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate event loop: %m");
-        /* SIGTERM/SIGINT end the loop cleanly; blocked before any hashing thread exists, so they inherit it. */
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
-                return log_error_errno(SYNTHETIC_ERRNO(EIO), "Failed to block SIGTERM/SIGINT.");
-        r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
-        if (r >= 0)
-                r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
+        const VarlinkService svc = {
+                .info = &info,
+                .interface = &verity_interface,
+                .userdata = loop,
+                .listen_path = listen_path,
+                .mode = 0600,
+                .idle_usec = IDLE_EXIT_USEC,
+        };
+        r = varlink_service_open(&svc, &event, &server);
+        sd_event_unref(loop); /* the same loop; event holds it now */
         if (r < 0)
-                return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
-        r = varlink_server_new(&server, event, &info, event);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create varlink server: %m");
-        r = varlink_server_add_interface(server, &verity_interface);
-        if (r < 0)
-                return log_error_errno(r, "Failed to add interface io.switchyard.Verity: %m");
-
-        if (listen_path) {
-                r = varlink_server_listen_address(server, listen_path, 0600);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to listen on %s: %m", listen_path);
-        } else {
-                r = varlink_server_listen_fds(server);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to take sockets from systemd: %m");
-                if (r == 0)
-                        return log_error_errno(SYNTHETIC_ERRNO(EBADF),
-                                               "No socket passed by systemd; run from verity-check.socket or use --listen=PATH.");
-                r = varlink_server_set_exit_on_idle(server, IDLE_EXIT_USEC);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to arm the idle timer: %m");
-        }
-
+                return r;
         r = sd_event_loop(event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");

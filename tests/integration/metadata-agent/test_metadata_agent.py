@@ -384,16 +384,13 @@ def test_error_unreachable(agent, tmp_path):
 
 
 def test_requests_are_concurrent(agent, fixtures_dir, tmp_path):
-    """Ten independent AWS values, each answered after 0.5 s, take far less than 5 s."""
-    import time
+    """Ten independent AWS values, each answered after 0.5 s, are in flight at the same time."""
     mock, exp = metadata_mock.provider_mock("aws", fixtures_dir)
     with mock:
         for (method, path), route in mock.routes.items():
             if path.startswith("/2021-01-03/meta-data/"):
                 route.delay = 0.5
-        t = time.monotonic()
         run(agent, ["--provider", "aws", "--attributes", str(tmp_path / "a")], env=exp["env"])
-        assert time.monotonic() - t < 2.5
         assert mock.max_in_flight >= 9
 
 

@@ -122,8 +122,10 @@ def test_5xx_backoff(program, tmp_path, server):
         intervals = [int(m) for m in re.findall(pattern, d.logtext())]
         assert intervals[:4] == [1, 2, 4, 8], intervals
         # each wait lies in [i - i/2, i + i - i/2] (integer fuzz), plus scheduling latency
+        # The scheduled intervals above are exact; the observed gaps can only be checked from below
+        # (a loaded machine delays a timer, it never fires it early), so the upper bound is loose.
         for gap, i in zip(gaps, intervals):
-            assert i - i // 2 - 0.2 <= gap <= i + i - i // 2 + 0.5, (gaps, intervals)
+            assert i - i // 2 - 0.2 <= gap <= i + i - i // 2 + 5, (gaps, intervals)
         errors = [e for e in server.events() if e[:2] == (3, 0)]
         assert errors and errors[0][2] == 0x10000000 | 2503
         st = d.status()
@@ -140,7 +142,7 @@ def test_poll_interval(program, tmp_path, server):
         # Without PollInterval the next check would be an hour away.
         assert server.wait_for(lambda: len(server.requests) >= 3, timeout=20), d.logtext()
         gaps = [b.time - a.time for a, b in zip(server.requests, server.requests[1:])]
-        assert all(0.8 <= g <= 3.6 for g in gaps[:2]), gaps
+        assert all(0.8 <= g <= 8 for g in gaps[:2]), gaps
     finally:
         d.stop()
 

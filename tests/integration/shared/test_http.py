@@ -477,15 +477,12 @@ def test_many_concurrent(get, srv, tmp_path):
     n = 6
     for i in range(n):
         srv.add(f"/d{i}", DATA[i * 1000:], delay=1.0)
-    start = time.monotonic()
     results, _ = get("--many", "-o", tmp_path / "out", *[srv.url(f"/d{i}") for i in range(n)])
-    elapsed = time.monotonic() - start
     assert [r["url"] for r in results] == [srv.url(f"/d{i}") for i in range(n)]
     for i, r in enumerate(results):
         assert r["ok"] and r["status"] == 200
         assert (tmp_path / f"out.{i}").read_bytes() == DATA[i * 1000:]
     assert srv.max_in_flight == n  # all were being served at the same moment
-    assert elapsed < n * 1.0  # sequential would take at least n seconds
 
 
 def test_many_mixed_results(get, srv, tls_srv):
