@@ -19,6 +19,7 @@ import time
 import pytest
 
 import varlink
+from e2e_fixtures import e2e_template, host  # noqa: F401 (fixtures)
 from e2e_checks import assert_a_untouched, assert_b_next_and_new, assert_gpt_valid, assert_safe, b_holds_new_image
 from flatcar_host import NEW, OLD
 from omaha_server import OmahaServer

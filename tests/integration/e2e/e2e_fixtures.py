@@ -1,5 +1,6 @@
 """Fixtures for the end-to-end tests: one small Flatcar host (16 MiB slots, 256K chunks, incompressible
-content) built once per session; each test works on a clone of it."""
+content) built once per session; each test works on a clone of it. The test modules import these; a
+conftest.py here would shadow tests/integration/conftest.py, which other modules import by name."""
 
 import pytest
 
