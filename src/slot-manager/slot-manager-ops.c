@@ -97,8 +97,24 @@ int ops_status(const SlotContext *c, json_t **ret) {
         return 0;
 }
 
-/* Sets the slot's tries/successful, then runs cgpt prioritize on it, and commits. */
-static int mark_and_prioritize(Disk *d, SlotId s, unsigned tries, bool successful) {
+/* The booted slot, which the caller needs to know: fails naming what cannot be done without it. */
+static int ops_require_booted(const SlotContext *c, const Disk *d, const char *consequence, SlotId *ret) {
+        SlotId booted;
+        int r;
+
+        r = ops_booted(c, d, &booted);
+        if (r < 0)
+                return r;
+        if (booted < 0)
+                return slot_fail_named(SLOTS_ERROR_BOOTED_UNKNOWN, SYNTHETIC_ERRNO(ENXIO),
+                                       "The booted /usr is not a slot of %s; %s.", d->path, consequence);
+        *ret = booted;
+        return 0;
+}
+
+/* Sets the slot's tries/successful (a negative value leaves the field as it is), then runs cgpt prioritize
+ * on it, and commits. */
+static int mark_and_prioritize(Disk *d, SlotId s, int tries, int successful) {
         _cleanup_free_ PrioEntry *e = NULL;
         size_t n;
         int r;
@@ -107,8 +123,10 @@ static int mark_and_prioritize(Disk *d, SlotId s, unsigned tries, bool successfu
         if (r < 0)
                 return log_oom();
         uint32_t i = d->slots[s].index;
-        (void) attr_set_tries(&e[i].attrs, tries);
-        attr_set_successful(&e[i].attrs, successful);
+        if (tries >= 0)
+                (void) attr_set_tries(&e[i].attrs, (unsigned) tries);
+        if (successful >= 0)
+                attr_set_successful(&e[i].attrs, successful > 0);
         r = prioritize(e, n, i, 0);
         if (r < 0)
                 return slot_fail(r, "Cannot prioritize partition %u.", i + 1);
@@ -132,7 +150,7 @@ int ops_set_next(const SlotContext *c, SlotId s) {
                 return slot_fail_named(SLOTS_ERROR_SLOT_BOOTED, SYNTHETIC_ERRNO(EBUSY),
                                        "Slot %s (%s) is the booted slot; set-next is for the updated one (use mark-good or rollback).",
                                        slot_to_string(s), d->slots[s].label);
-        return mark_and_prioritize(d, s, 1, false);
+        return mark_and_prioritize(d, s, 1, 0);
 }
 
 int ops_mark_good(const SlotContext *c, SlotId s, SlotId *ret_slot) {
@@ -143,15 +161,11 @@ int ops_mark_good(const SlotContext *c, SlotId s, SlotId *ret_slot) {
         if (r < 0)
                 return r;
         if (s < 0) {
-                r = ops_booted(c, d, &s);
+                r = ops_require_booted(c, d, "name the slot to mark good", &s);
                 if (r < 0)
                         return r;
-                if (s < 0)
-                        return slot_fail_named(SLOTS_ERROR_BOOTED_UNKNOWN, SYNTHETIC_ERRNO(ENXIO),
-                                               "The booted /usr is not a slot of %s; name the slot to mark good.",
-                                               d->path);
         }
-        r = mark_and_prioritize(d, s, 0, true);
+        r = mark_and_prioritize(d, s, 0, 1);
         if (r < 0)
                 return r;
         if (ret_slot)
@@ -161,35 +175,22 @@ int ops_mark_good(const SlotContext *c, SlotId s, SlotId *ret_slot) {
 
 int ops_rollback(const SlotContext *c, SlotId *ret_slot) {
         _cleanup_(disk_freep) Disk *d = NULL;
-        _cleanup_free_ PrioEntry *e = NULL;
-        size_t n;
         SlotId booted;
         int r;
 
         r = ops_open(c, true, &d);
         if (r < 0)
                 return r;
-        r = ops_booted(c, d, &booted);
+        r = ops_require_booted(c, d, "cannot tell which slot to roll back to", &booted);
         if (r < 0)
                 return r;
-        if (booted < 0)
-                return slot_fail_named(SLOTS_ERROR_BOOTED_UNKNOWN, SYNTHETIC_ERRNO(ENXIO),
-                                       "The booted /usr is not a slot of %s; cannot tell which slot to roll back to.",
-                                       d->path);
         SlotId other = slot_other(booted);
         if (!attr_successful(disk_slot_attrs(d, other)))
                 return slot_fail_named(SLOTS_ERROR_ROLLBACK_REFUSED, SYNTHETIC_ERRNO(EPERM),
                                        "Refusing to roll back to slot %s (%s): it was never marked good.",
                                        slot_to_string(other), d->slots[other].label);
 
-        r = disk_prio_entries(d, &e, &n);
-        if (r < 0)
-                return log_oom();
-        r = prioritize(e, n, d->slots[other].index, 0);
-        if (r < 0)
-                return slot_fail(r, "Cannot prioritize partition %u.", d->slots[other].index + 1);
-        disk_apply_prio_entries(d, e, n);
-        r = disk_commit(d);
+        r = mark_and_prioritize(d, other, -1, -1);
         if (r < 0)
                 return r;
         if (ret_slot)
@@ -317,13 +318,9 @@ int ops_open_inactive(const SlotContext *c, bool want_kernel, InactiveSlot *ret)
         r = ops_open(c, true, &d);
         if (r < 0)
                 return r;
-        r = ops_booted(c, d, &booted);
+        r = ops_require_booted(c, d, "refusing to hand out either slot", &booted);
         if (r < 0)
                 return r;
-        if (booted < 0)
-                return slot_fail_named(SLOTS_ERROR_BOOTED_UNKNOWN, SYNTHETIC_ERRNO(ENXIO),
-                                       "The booted /usr is not a slot of %s; refusing to hand out either slot.",
-                                       d->path);
         SlotId s = slot_other(booted);
         uint32_t i = d->slots[s].index;
 
