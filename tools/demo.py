@@ -79,8 +79,12 @@ class Demo:
         h = self.host
         self.step(f"Version {NEW}: image, kernel and a signed payload made by payload-writer generate")
         info = h.build_update(NEW)
-        self.say(f"payload: {h.payload.stat().st_size} bytes, {len(info.get('manifest', {}).get('partition_operations', []))}"
-                 f" operations, signature {'valid' if info.get('signature_valid', info.get('signatures_valid')) else 'checked'}")
+        # `payload-writer inspect --keys` names the trusted key that verified each signature.
+        verified = [sg["verified_by"] for sg in info.get("signatures", []) if sg.get("verified_by")]
+        if not verified or info.get("problems"):
+            sys.exit(f"demo: the new payload does not verify: {info.get('problems')}")
+        self.say(f"payload: {h.payload.stat().st_size} bytes, {info['operations']} operations,"
+                 f" signature verified by {pathlib.Path(verified[0]).name}")
         self.say(f"root hash of the new /usr: {h.new_root_hash}")
 
     # ---- the story ------------------------------------------------------------------------------
