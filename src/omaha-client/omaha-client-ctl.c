@@ -7,6 +7,11 @@
 #include "omaha-client-status.h"
 #include "varlink.h"
 
+/* A single request (GetStatus, Check, ResetStatus) is answered at once by a healthy daemon. A
+ * daemon that fails to start leaves the connection on its socket unanswered: give up then, like
+ * update_engine_client's D-Bus call does, instead of hanging. Watching has no timeout. */
+#define CTL_CALL_TIMEOUT_USEC (30ULL * 1000 * 1000)
+
 static int connect_daemon(const char *address, VarlinkClient **ret) {
         int r = varlink_client_connect(ret, address);
         if (r < 0)
@@ -25,10 +30,15 @@ static int call(const char *address, const char *method, json_t *params, json_t 
                 json_decref(params);
                 return r;
         }
+        varlink_client_set_timeout(c, CTL_CALL_TIMEOUT_USEC);
         r = varlink_client_call(c, method, params, &reply, &error);
         json_decref(params);
         if (r < 0) {
                 json_decref(reply);
+                if (r == -ETIMEDOUT)
+                        return log_error_errno(r, "%s: omaha-client at %s did not answer within %llu s "
+                                               "(is omaha-client.service failing? see journalctl -u omaha-client)",
+                                               method, address, CTL_CALL_TIMEOUT_USEC / 1000000);
                 if (error)
                         return log_error_errno(r, "%s failed: %s", method, error);
                 return log_error_errno(r, "%s failed: %m", method);
