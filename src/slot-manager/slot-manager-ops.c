@@ -59,7 +59,7 @@ int ops_status(const SlotContext *c, json_t **ret) {
         _cleanup_(disk_freep) Disk *d = NULL;
         _cleanup_free_ PrioEntry *e = NULL;
         size_t n;
-        SlotId booted;
+        SlotId booted = _SLOT_INVALID;
         int r;
 
         r = ops_open(c, false, &d);
@@ -99,7 +99,7 @@ int ops_status(const SlotContext *c, json_t **ret) {
 
 /* The booted slot, which the caller needs to know: fails naming what cannot be done without it. */
 static int ops_require_booted(const SlotContext *c, const Disk *d, const char *consequence, SlotId *ret) {
-        SlotId booted;
+        SlotId booted = _SLOT_INVALID;
         int r;
 
         r = ops_booted(c, d, &booted);
@@ -137,7 +137,7 @@ static int mark_and_prioritize(Disk *d, SlotId s, int tries, int successful) {
 
 int ops_set_next(const SlotContext *c, SlotId s) {
         _cleanup_(disk_freep) Disk *d = NULL;
-        SlotId booted;
+        SlotId booted = _SLOT_INVALID;
         int r;
 
         r = ops_open(c, true, &d);
@@ -175,7 +175,7 @@ int ops_mark_good(const SlotContext *c, SlotId s, SlotId *ret_slot) {
 
 int ops_rollback(const SlotContext *c, SlotId *ret_slot) {
         _cleanup_(disk_freep) Disk *d = NULL;
-        SlotId booted;
+        SlotId booted = _SLOT_INVALID;
         int r;
 
         r = ops_open(c, true, &d);
@@ -312,7 +312,7 @@ int ops_open_inactive(const SlotContext *c, bool want_kernel, InactiveSlot *ret)
         _cleanup_close_ int usr_fd = -EBADF, kernel_fd = -EBADF;
         uint64_t offset;
         size_t n;
-        SlotId booted;
+        SlotId booted = _SLOT_INVALID;
         int r;
 
         r = ops_open(c, true, &d);
