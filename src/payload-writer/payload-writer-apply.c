@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <linux/fs.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -483,6 +484,15 @@ static void report(const PayloadApplyOptions *o, uint64_t bytes, uint64_t total_
                 o->progress(&p, o->userdata);
 }
 
+/* The large buffers of an apply (blobs, decoded chunks, the bzip2/xz/zstd decoder states) come and go
+ * with every operation, on several threads. glibc's default raises its mmap threshold to the size of
+ * the largest buffer freed, after which such buffers are carved from per-thread arenas that fragment
+ * and keep growing with the length of the payload. A fixed threshold keeps every buffer of 128 KiB or
+ * more in its own mapping, returned to the kernel when freed: peak memory is what is in flight. */
+static void apply_malloc_setup(void) {
+        (void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+}
+
 int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError *e) {
         _cleanup_(payload_manifest_freep) Manifest *m = NULL;
         _cleanup_(hash_state_freep) HashState *hash = NULL;
@@ -504,6 +514,9 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
         _cleanup_(workers_freep) Workers *workers = NULL;
         _cleanup_(pipeline_stop) Pipeline pipeline = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER,
                                                .stop_fd = -EBADF };
+
+        static pthread_once_t malloc_once = PTHREAD_ONCE_INIT;
+        (void) pthread_once(&malloc_once, apply_malloc_setup);
 
         /* Header and manifest. */
         r = reader_read(&rd, header, sizeof header, "header", e);
