@@ -674,6 +674,9 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                 if (r < 0)
                         return payload_error_set(e, PAYLOAD_ERROR, -r, "cannot start decoding threads: %s",
                                                  strerror(-r));
+                if (workers_threads(workers) < n)
+                        log_notice("Decoding on %u thread(s) instead of %u: the system refused more threads "
+                                   "(TasksMax= or RLIMIT_NPROC).", workers_threads(workers), n);
                 ring.n = 2 * (size_t) MAX(workers_threads(workers), 1u);
                 ring.jobs = calloc(ring.n, sizeof *ring.jobs);
                 if (!ring.jobs)
@@ -699,6 +702,19 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                                                  strerror(errno));
                 rd.stop_fd = pipeline.stop_fd;
                 r = pthread_create(&pipeline.thread, NULL, pipeline_reader, &pipeline);
+                /* At a thread limit the reader matters more than one more decoder: give one back. */
+                while (r == EAGAIN && workers_threads(workers) > 1) {
+                        unsigned k = workers_threads(workers) - 1;
+                        workers = workers_free(workers);
+                        r = workers_new(k, &workers);
+                        if (r < 0)
+                                return payload_error_set(e, PAYLOAD_ERROR, -r, "cannot start decoding threads: %s",
+                                                         strerror(-r));
+                        pipeline.workers = workers;
+                        log_notice("Decoding on %u thread(s): the system refused a thread for the reader "
+                                   "(TasksMax= or RLIMIT_NPROC).", workers_threads(workers));
+                        r = pthread_create(&pipeline.thread, NULL, pipeline_reader, &pipeline);
+                }
                 if (r != 0)
                         return payload_error_set(e, PAYLOAD_ERROR, r, "cannot start the reader thread: %s",
                                                  strerror(r));
