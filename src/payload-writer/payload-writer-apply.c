@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "fileio.h"
 #include "hash.h"
@@ -472,6 +473,80 @@ static void payload_error_take(PayloadError *e, const PayloadError *from) {
  * (about 2 x (blob + decoded chunk) + one decoder state per thread). */
 #define APPLY_THREADS_MAX 8u
 
+/* Checkpoints: the targets are flushed and the checkpoint written at most once a second while data
+ * flows (as update_engine does), when the input stalls for a moment, and before apply returns early
+ * (cancel, a bad operation, a failed input), never per write. A power cut then costs at most about a
+ * second of work; a resume is always exact because the checkpoint claims only what was flushed. */
+#define CHECKPOINT_INTERVAL_USEC (1000u * 1000u)
+#define CHECKPOINT_STALL_USEC (200u * 1000u)
+
+typedef struct Checkpointer {
+        int fd;                 /* the checkpoint file, or -EBADF: no checkpoints */
+        const char *payload_sha256, *metadata_hex;
+        uint64_t metadata_size;
+        const PayloadTarget *targets[3];
+        HashState *hash;        /* whole-payload hash state after the last written operation */
+        uint64_t next_op, blob_offset;
+        bool unsaved;           /* operations written since the last checkpoint */
+        uint64_t last_usec;
+} Checkpointer;
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static void checkpointer_done(Checkpointer *c) {
+        c->hash = hash_state_free(c->hash);
+}
+
+static int checkpointer_save(Checkpointer *c, PayloadError *e) {
+        int r;
+
+        if (c->fd < 0 || !c->unsaved)
+                return 0;
+        /* The checkpoint may only claim what is durable on the targets. */
+        for (size_t i = 0; i < ELEMENTSOF(c->targets); i++) {
+                const PayloadTarget *t = c->targets[i];
+                if (t && t->fd >= 0 && fdatasync(t->fd) < 0 && errno != EINVAL)
+                        return payload_error_set(e, PAYLOAD_WRITE_ERROR, errno, "syncing the %s target failed: %s",
+                                                 t->name, strerror(errno));
+        }
+        r = checkpoint_write(c->fd, c->payload_sha256, c->metadata_size, c->metadata_hex, c->next_op,
+                             c->blob_offset, c->hash);
+        if (r < 0)
+                return payload_error_set(e, PAYLOAD_STATE_INITIALIZATION_ERROR, -r, "writing the checkpoint failed: %s",
+                                         strerror(-r));
+        c->unsaved = false;
+        c->last_usec = monotonic_usec();
+        return 0;
+}
+
+/* Records that operations up to next_op are written; checkpoints now if the last one is a second old. */
+static int checkpointer_written(Checkpointer *c, uint64_t next_op, uint64_t blob_offset, const HashState *h,
+                                PayloadError *e) {
+        if (c->fd < 0)
+                return 0;
+        if (!c->hash && hash_state_new(&c->hash) < 0)
+                return payload_error_set(e, PAYLOAD_ERROR, ENOMEM, "out of memory");
+        hash_state_copy(c->hash, h);
+        c->next_op = next_op;
+        c->blob_offset = blob_offset;
+        c->unsaved = true;
+        if (monotonic_usec() - c->last_usec >= CHECKPOINT_INTERVAL_USEC)
+                return checkpointer_save(c, e);
+        return 0;
+}
+
+/* Saves what is written before an early return, keeping the first error (e) as the one reported. */
+static int checkpointer_save_before(Checkpointer *c, int r, PayloadError *e) {
+        PayloadError ignored = {};
+        if (checkpointer_save(c, &ignored) < 0)
+                log_warning("Could not save the checkpoint before stopping: %s", ignored.message);
+        return r;
+}
+
 static void report(const PayloadApplyOptions *o, uint64_t bytes, uint64_t total_bytes, uint64_t ops, uint64_t total_ops) {
         PayloadProgress p = {
                 .bytes = bytes,
@@ -514,6 +589,7 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
         _cleanup_(workers_freep) Workers *workers = NULL;
         _cleanup_(pipeline_stop) Pipeline pipeline = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER,
                                                .stop_fd = -EBADF };
+        _cleanup_(checkpointer_done) Checkpointer ckpt = { .fd = -EBADF };
 
         static pthread_once_t malloc_once = PTHREAD_ONCE_INIT;
         (void) pthread_once(&malloc_once, apply_malloc_setup);
@@ -720,19 +796,46 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                                                  strerror(r));
                 pipeline.started = true;
         }
+        ckpt = (Checkpointer) {
+                .fd = o->checkpoint_fd,
+                .payload_sha256 = o->expected_sha256,
+                .metadata_hex = metadata_hex,
+                .metadata_size = metadata_size,
+                .targets = { &usr, &kernel, &pcr },
+                .last_usec = monotonic_usec(),
+        };
         for (uint64_t i = next_op; i < n_ops; i++) {
                 bool have;
 
                 pthread_mutex_lock(&pipeline.lock);
+                if (pipeline.submitted <= i && !pipeline.reader_done && ckpt.unsaved) {
+                        /* The input is behind: if it stays so for a moment, save what is written. */
+                        struct timespec until;
+                        clock_gettime(CLOCK_REALTIME, &until);
+                        until.tv_nsec += CHECKPOINT_STALL_USEC * 1000;
+                        until.tv_sec += until.tv_nsec / 1000000000;
+                        until.tv_nsec %= 1000000000;
+                        while (pipeline.submitted <= i && !pipeline.reader_done &&
+                               pthread_cond_timedwait(&pipeline.changed, &pipeline.lock, &until) == 0)
+                                ;
+                        if (pipeline.submitted <= i && !pipeline.reader_done) {
+                                pthread_mutex_unlock(&pipeline.lock);
+                                r = checkpointer_save(&ckpt, e);
+                                if (r < 0)
+                                        return r;
+                                pthread_mutex_lock(&pipeline.lock);
+                        }
+                }
                 while (pipeline.submitted <= i && !pipeline.reader_done)
                         pthread_cond_wait(&pipeline.changed, &pipeline.lock);
                 have = pipeline.submitted > i;
                 pthread_mutex_unlock(&pipeline.lock);
                 if (!have) {
-                        /* Everything read before the input failed is written; now report the failure. */
+                        /* Everything read before the input failed is written (and saved); now report the
+                         * failure. */
                         payload_error_take(e, &pipeline.read_error);
-                        return pipeline.read_r < 0 ? pipeline.read_r
-                                                   : payload_error_set(e, PAYLOAD_ERROR, EIO, "payload reader stopped");
+                        return checkpointer_save_before(&ckpt, pipeline.read_r < 0 ? pipeline.read_r
+                                                   : payload_error_set(e, PAYLOAD_ERROR, EIO, "payload reader stopped"), e);
                 }
 
                 /* Write the oldest operation once its hash is checked and its data decoded. */
@@ -740,7 +843,7 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                 workers_wait(workers, &j->item);
                 if (j->r < 0) {
                         payload_error_take(e, &j->error);
-                        return j->r;
+                        return checkpointer_save_before(&ckpt, j->r, e);
                 }
                 r = payload_op_write(j->op, bs, j->decoded ? j->decoded : j->buf, j->decoded_size, j->t, j->what, e);
                 j->decoded = mfree(j->decoded);
@@ -749,29 +852,21 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                 blob_offset += j->len;
                 done_this_run++;
 
-                if (o->checkpoint_fd >= 0) {
-                        /* The checkpoint may only claim what is durable on the targets. */
-                        if (j->t->fd >= 0 && fdatasync(j->t->fd) < 0 && errno != EINVAL)
-                                return payload_error_set(e, PAYLOAD_WRITE_ERROR, errno, "%s: syncing the %s target failed: %s",
-                                                         j->what, j->t->name, strerror(errno));
-                        r = checkpoint_write(o->checkpoint_fd, o->expected_sha256, metadata_size, metadata_hex, i + 1,
-                                             blob_offset, j->hash);
-                        if (r < 0)
-                                return payload_error_set(e, PAYLOAD_STATE_INITIALIZATION_ERROR, -r,
-                                                         "writing the checkpoint failed: %s", strerror(-r));
-                }
+                r = checkpointer_written(&ckpt, i + 1, blob_offset, j->hash, e);
+                if (r < 0)
+                        return r;
                 pthread_mutex_lock(&pipeline.lock);
                 pipeline.written = i + 1;
                 pthread_cond_broadcast(&pipeline.changed);
                 pthread_mutex_unlock(&pipeline.lock);
                 report(o, metadata_size + blob_offset, total_size, i + 1, n_ops);
                 if (o->cancel && __atomic_load_n(o->cancel, __ATOMIC_RELAXED))
-                        return payload_error_set(e, PAYLOAD_DOWNLOAD_INCOMPLETE, ECANCELED,
-                                                 "cancelled after operation %" PRIu64, i);
+                        return checkpointer_save_before(&ckpt, payload_error_set(e, PAYLOAD_DOWNLOAD_INCOMPLETE, ECANCELED,
+                                                 "cancelled after operation %" PRIu64, i), e);
                 if (o->stop_after_operations > 0 && done_this_run >= o->stop_after_operations && i + 1 < n_ops)
-                        return payload_error_set(e, PAYLOAD_DOWNLOAD_INCOMPLETE, EINTR,
+                        return checkpointer_save_before(&ckpt, payload_error_set(e, PAYLOAD_DOWNLOAD_INCOMPLETE, EINTR,
                                                  "stopped after %" PRIu64 " operations as asked (test hook)",
-                                                 done_this_run);
+                                                 done_this_run), e);
         }
         /* The reader has read every operation's data; it may go. */
         pipeline_stop(&pipeline);

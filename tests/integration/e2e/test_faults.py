@@ -34,8 +34,9 @@ THROTTLE = 0.012  # seconds per 64 KiB: the ~4.2 MB payload takes about a second
 #     another service is held by an injected delay, so that the phase lasts), or kind "spawn": value
 #     seconds after the victim was started by its socket.
 #  ("inject", victim, syscall, n, None): strace kills the victim with SIGKILL when it enters its n-th
-#     `syscall` (counted per thread) - payload-writer's pwrite64 (data operations and checkpoint, 103 in
-#     all), fdatasync; verity-check's pread64 (each thread reads 1 MiB blocks); slot-manager's pwrite64
+#     `syscall` (counted per thread) - payload-writer's pwrite64 (49 data writes, plus a checkpoint write
+#     about once a second, whose number depends on timing, so the points stay within the first 49),
+#     fdatasync (the targets and the checkpoint: at least 3); verity-check's pread64 (each thread reads 1 MiB blocks); slot-manager's pwrite64
 #     (SetNext writes the backup entries+header, then the primary ones: 66) and fsync (2).
 # A held phase: ("poll", "Omaha", phase, "delay", d) runs with hold = (service, syscall, n) meaning that
 # service's n-th syscall is delayed by 0.5 s.
@@ -45,9 +46,9 @@ KILL_POINTS = (
     [("poll", "Omaha", "DOWNLOADING", "bytes", f, None) for f in DOWNLOAD_FRACTIONS]
     # write: payload-writer killed at byte offsets and at operation (pwrite64) / sync indices      6+14+2
     + [("poll", "PayloadWriter", "DOWNLOADING", "bytes", f, None) for f in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)]
-    + [("inject", "PayloadWriter", "pwrite64", n, None, None) for n in (1, 2, 3, 8, 16, 24, 40, 52, 64, 80, 96, 101,
-                                                                   102, 103)]
-    + [("inject", "PayloadWriter", "fdatasync", n, None, None) for n in (1, 60)]
+    + [("inject", "PayloadWriter", "pwrite64", n, None, None) for n in (1, 2, 3, 8, 12, 16, 20, 24, 32, 40, 44, 47,
+                                                                   48, 49)]
+    + [("inject", "PayloadWriter", "fdatasync", n, None, None) for n in (1, 3)]
     # verify: verity-check killed at its n-th read of the disk (per thread; with two hashing threads per CPU each reads only a few blocks)  3+3
     + [("inject", "Verity", "pread64", n, None, None) for n in range(1, 4)]
     + [("poll", "Omaha", "VERIFYING", "delay", d, ("Verity", "pread64", 2)) for d in (0.05, 0.2, 0.4)]
