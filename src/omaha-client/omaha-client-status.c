@@ -88,7 +88,7 @@ static int get_string(json_t *o, const char *key, char *buf, size_t size, char *
 
 int omaha_status_from_json(json_t *o, OmahaStatus *ret, char *error, size_t error_size) {
         OmahaStatus s = {};
-        uint64_t u;
+        uint64_t u = 0;
         const char *key;
         json_t *v;
         int r;
