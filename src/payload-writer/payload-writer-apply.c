@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <linux/fs.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -483,6 +484,15 @@ static void report(const PayloadApplyOptions *o, uint64_t bytes, uint64_t total_
                 o->progress(&p, o->userdata);
 }
 
+/* The large buffers of an apply (blobs, decoded chunks, the bzip2/xz/zstd decoder states) come and go
+ * with every operation, on several threads. glibc's default raises its mmap threshold to the size of
+ * the largest buffer freed, after which such buffers are carved from per-thread arenas that fragment
+ * and keep growing with the length of the payload. A fixed threshold keeps every buffer of 128 KiB or
+ * more in its own mapping, returned to the kernel when freed: peak memory is what is in flight. */
+static void apply_malloc_setup(void) {
+        (void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+}
+
 int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError *e) {
         _cleanup_(payload_manifest_freep) Manifest *m = NULL;
         _cleanup_(hash_state_freep) HashState *hash = NULL;
@@ -504,6 +514,9 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
         _cleanup_(workers_freep) Workers *workers = NULL;
         _cleanup_(pipeline_stop) Pipeline pipeline = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER,
                                                .stop_fd = -EBADF };
+
+        static pthread_once_t malloc_once = PTHREAD_ONCE_INIT;
+        (void) pthread_once(&malloc_once, apply_malloc_setup);
 
         /* Header and manifest. */
         r = reader_read(&rd, header, sizeof header, "header", e);
@@ -661,6 +674,9 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                 if (r < 0)
                         return payload_error_set(e, PAYLOAD_ERROR, -r, "cannot start decoding threads: %s",
                                                  strerror(-r));
+                if (workers_threads(workers) < n)
+                        log_notice("Decoding on %u thread(s) instead of %u: the system refused more threads "
+                                   "(TasksMax= or RLIMIT_NPROC).", workers_threads(workers), n);
                 ring.n = 2 * (size_t) MAX(workers_threads(workers), 1u);
                 ring.jobs = calloc(ring.n, sizeof *ring.jobs);
                 if (!ring.jobs)
@@ -686,6 +702,19 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                                                  strerror(errno));
                 rd.stop_fd = pipeline.stop_fd;
                 r = pthread_create(&pipeline.thread, NULL, pipeline_reader, &pipeline);
+                /* At a thread limit the reader matters more than one more decoder: give one back. */
+                while (r == EAGAIN && workers_threads(workers) > 1) {
+                        unsigned k = workers_threads(workers) - 1;
+                        workers = workers_free(workers);
+                        r = workers_new(k, &workers);
+                        if (r < 0)
+                                return payload_error_set(e, PAYLOAD_ERROR, -r, "cannot start decoding threads: %s",
+                                                         strerror(-r));
+                        pipeline.workers = workers;
+                        log_notice("Decoding on %u thread(s): the system refused a thread for the reader "
+                                   "(TasksMax= or RLIMIT_NPROC).", workers_threads(workers));
+                        r = pthread_create(&pipeline.thread, NULL, pipeline_reader, &pipeline);
+                }
                 if (r != 0)
                         return payload_error_set(e, PAYLOAD_ERROR, r, "cannot start the reader thread: %s",
                                                  strerror(r));

@@ -61,16 +61,23 @@ int workers_new(unsigned n_threads, Workers **ret) {
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->queued, NULL);
         pthread_cond_init(&w->finished, NULL);
-        w->n_threads = n_threads;
         if (n_threads > 1)
                 for (unsigned i = 0; i < n_threads; i++) {
                         int r = pthread_create(&w->threads[i], NULL, worker_main, w);
+                        if (r == EAGAIN)
+                                break; /* a thread limit (TasksMax=, RLIMIT_NPROC): work with what we got */
                         if (r != 0) {
                                 workers_free(w);
                                 return -r;
                         }
                         w->n_started++;
                 }
+        /* One thread or none started: items run inline in workers_submit(). */
+        w->n_threads = w->n_started > 1 ? w->n_started : 1;
+        if (w->n_started == 1) {
+                workers_free(w);
+                return workers_new(1, ret);
+        }
         *ret = w;
         return 0;
 }

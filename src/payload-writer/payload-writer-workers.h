@@ -22,7 +22,9 @@ struct WorkItem {
 
 typedef struct Workers Workers;
 
-/* n_threads == 0 picks the number of online CPUs; n_threads == 1 runs every item inline in submit. */
+/* n_threads == 0 picks the number of online CPUs; n_threads == 1 runs every item inline in submit.
+ * When the system refuses more threads (EAGAIN: TasksMax=, RLIMIT_NPROC), the pool keeps the ones it
+ * got, or runs inline if it got fewer than two; workers_threads() tells how many it has. */
 int workers_new(unsigned n_threads, Workers **ret);
 /* Finishes the queued items, stops and joins the threads. */
 Workers *workers_free(Workers *w);
