@@ -127,7 +127,7 @@ static int verb_parse_response(const char *path) {
         r = omaha_job_helper_path(&helper);
         if (r < 0)
                 return log_oom();
-        argv[n++] = "omaha-client-job";
+        argv[n++] = "omaha-client"; /* its messages speak for this command */
         if (arg_json)
                 argv[n++] = "--json";
         argv[n++] = "--";
