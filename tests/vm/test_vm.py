@@ -102,12 +102,12 @@ def assert_no_restarts(g):
     """No switchyard service crash-looped: a unit with Restart= that keeps failing is 'activating
     (auto-restart)', never 'failed', so systemctl --failed does not show it (omaha-client did so once,
     when its sandbox hid the boot id)."""
-    out = g.out("for u in $(systemctl list-units --all --plain --no-legend 'omaha-client*' 'payload-writer*' "
-                "'slot-manager*' 'verity-check*' 'metadata-agent*' 'hardening*' | awk '{print $1}'); do "
-                "echo \"$u $(systemctl show -P NRestarts $u) $(systemctl show -P ActiveState $u)\"; done")
-    rows = [line.split() for line in out.splitlines() if line.strip()]
+    out = g.out("for u in $(systemctl list-units --all --type=service --plain --no-legend 'omaha-client*' "
+                "'payload-writer*' 'slot-manager*' 'verity-check*' 'metadata-agent*' 'hardening*' | awk '{print $1}'); "
+                "do echo \"$u|$(systemctl show -P NRestarts $u)|$(systemctl show -P ActiveState $u)|$(systemctl show -P SubState $u)\"; done")
+    rows = [line.strip().split("|") for line in out.splitlines() if line.count("|") == 3]
     assert any(r[0] == "omaha-client.service" for r in rows), out
-    bad = [r for r in rows if (len(r) > 1 and r[1] not in ("", "0")) or (len(r) > 2 and r[2] == "failed")]
+    bad = [r for r in rows if r[1] not in ("", "0") or r[2] == "failed" or r[3] == "auto-restart"]
     assert not bad, f"restarted or failed: {bad}; journal: " + g.out("journalctl -b --no-pager -n 40 -u 'omaha-client*'")
 
 
