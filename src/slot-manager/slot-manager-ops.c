@@ -294,7 +294,7 @@ int ops_set_attrs(const SlotContext *c, SlotId s, int priority, int tries, int s
 
 int ops_repair(const SlotContext *c, json_t **ret) {
         _cleanup_(disk_freep) Disk *d = NULL;
-        GptRepairResult result;
+        GptRepairResult result = {};
         int r;
 
         r = ops_open_disk(c, true, &d);
