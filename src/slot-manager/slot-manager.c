@@ -315,7 +315,7 @@ static int verb_repair(const SlotContext *c) {
                 json_t *v;
                 printf("Rewrote:");
                 json_array_foreach(rewritten, i, v)
-                        printf(" %s", json_string_value(v));
+                        printf("%s %s", i > 0 ? "," : "", json_string_value(v));
                 printf(" from the %s (%lld sectors)\nGPT repaired.\n", json_str(found, "in_use"),
                        (long long) json_integer_value(json_object_get(j, "sectors_written")));
         } else
