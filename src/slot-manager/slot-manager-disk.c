@@ -306,6 +306,35 @@ int disk_commit(Disk *d) {
         return 1;
 }
 
+int disk_repair(Disk *d, GptRepairResult *ret) {
+        static const char *const names[_GPT_COPY_MAX] = { "primary", "backup" };
+        GptRepairResult result = {};
+        int r;
+
+        if (!d->writable)
+                return -EROFS;
+        size_t size = (size_t) d->gpt->header.n_entries * d->gpt->header.entry_size;
+        if (memcmp(d->gpt->entries, d->entries_as_read, size) != 0)
+                return -EBUSY; /* entries already changed: that is disk_commit()'s job */
+
+        GptCopy source = d->gpt->source, other = source == GPT_PRIMARY ? GPT_BACKUP : GPT_PRIMARY;
+        _cleanup_free_ char *problem = d->gpt->problem[other] ? strdup(d->gpt->problem[other]) : NULL;
+
+        r = gpt_repair(&d->io, d->gpt, &result);
+        if (r == -ERANGE)
+                return slot_fail(r, "%s: the GPT layout leaves no room to write both copies safely.", d->path);
+        if (r < 0)
+                return slot_fail(r, "Failed to repair the GPT of %s: %m", d->path);
+        if (result.rewritten[other])
+                log_notice("%s: rewrote the %s GPT from the %s (%s)%s; %u sectors written.", d->path, names[other],
+                           names[source], problem ?: "damaged", result.rewritten[source] ? ", and corrected the latter's header" : "",
+                           result.sectors_written);
+        memcpy(d->entries_as_read, d->gpt->entries, size);
+        if (ret)
+                *ret = result;
+        return result.sectors_written > 0;
+}
+
 /* ---- the booted slot ---- */
 
 /* Tests point this at a fake /sys to stand in partitions that the test machine's kernel cannot create. */

@@ -67,6 +67,11 @@ void disk_apply_prio_entries(Disk *d, const PrioEntry *entries, size_t n);
 /* Writes the table if anything changed or a copy needs repair; returns 1 if written, 0 if not. */
 int disk_commit(Disk *d);
 
+/* Repairs a damaged or stale GPT copy from the other one (gpt_repair()), logging what it found and did.
+ * Must be called before any change to the entries. Returns 1 if it wrote, 0 if both copies were valid
+ * and equal (nothing written). */
+int disk_repair(Disk *d, GptRepairResult *ret);
+
 /* The disk holding /usr (following dm-verity to the partition underneath); caller frees. */
 int disk_find_usr_disk(char **ret_path);
 

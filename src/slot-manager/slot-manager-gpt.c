@@ -232,12 +232,52 @@ static int read_copy(const GptIO *io, GptCopy copy, uint64_t lba, GptHeader *ret
         return 1;
 }
 
-static bool copies_equal(const GptHeader *p, const uint8_t *pe, const GptHeader *b, const uint8_t *be) {
-        return p->first_usable_lba == b->first_usable_lba && p->last_usable_lba == b->last_usable_lba &&
-               memcmp(p->disk_guid, b->disk_guid, 16) == 0 && p->n_entries == b->n_entries &&
-               p->entry_size == b->entry_size && p->entries_crc == b->entries_crc &&
-               p->alternate_lba == b->my_lba && b->alternate_lba == p->my_lba &&
-               memcmp(pe, be, (size_t) p->n_entries * p->entry_size) == 0;
+static bool disagree(char **ret_reason, const char *fmt, ...) _printf_(2, 3);
+static bool disagree(char **ret_reason, const char *fmt, ...) {
+        va_list ap;
+
+        if (!ret_reason)
+                return false;
+        free(*ret_reason);
+        *ret_reason = NULL;
+        va_start(ap, fmt);
+        if (vasprintf(ret_reason, fmt, ap) < 0)
+                *ret_reason = NULL;
+        va_end(ap);
+        return false;
+}
+
+bool gpt_copies_agree(const GptHeader *p, const uint8_t *pe, const GptHeader *b, const uint8_t *be,
+                      uint32_t sector_size, char **ret_reason) {
+        if (p->alternate_lba != b->my_lba)
+                return disagree(ret_reason, "the primary names LBA %" PRIu64 " as its alternate, the backup is at LBA %" PRIu64,
+                                p->alternate_lba, b->my_lba);
+        if (b->alternate_lba != p->my_lba)
+                return disagree(ret_reason, "the backup names LBA %" PRIu64 " as its alternate, the primary is at LBA %" PRIu64,
+                                b->alternate_lba, p->my_lba);
+        if (p->revision != b->revision || p->header_size != b->header_size)
+                return disagree(ret_reason, "revision or header size differ (0x%08x/%u vs 0x%08x/%u)", p->revision,
+                                p->header_size, b->revision, b->header_size);
+        if (p->first_usable_lba != b->first_usable_lba || p->last_usable_lba != b->last_usable_lba)
+                return disagree(ret_reason,
+                                "usable range differs (%" PRIu64 "-%" PRIu64 " vs %" PRIu64 "-%" PRIu64 ")",
+                                p->first_usable_lba, p->last_usable_lba, b->first_usable_lba, b->last_usable_lba);
+        if (memcmp(p->disk_guid, b->disk_guid, 16) != 0)
+                return disagree(ret_reason, "disk GUID differs");
+        if (p->n_entries != b->n_entries || p->entry_size != b->entry_size)
+                return disagree(ret_reason, "entry count or size differs (%u x %u vs %u x %u)", p->n_entries,
+                                p->entry_size, b->n_entries, b->entry_size);
+        uint64_t entries_sectors = DIV_ROUND_UP((uint64_t) b->n_entries * b->entry_size, sector_size);
+        if (b->entries_lba + entries_sectors != b->my_lba)
+                return disagree(ret_reason, "backup entries at LBA %" PRIu64 ", not directly below the backup header (LBA %" PRIu64 ")",
+                                b->entries_lba, b->my_lba - entries_sectors);
+        if (p->entries_crc != b->entries_crc)
+                return disagree(ret_reason, "entries differ (CRC32 0x%08x vs 0x%08x)", p->entries_crc, b->entries_crc);
+        size_t size = (size_t) p->n_entries * p->entry_size;
+        for (size_t i = 0; i < size; i++)
+                if (pe[i] != be[i])
+                        return disagree(ret_reason, "entry %zu differs", i / p->entry_size + 1);
+        return true;
 }
 
 int gpt_read(const GptIO *io, GptTable **ret, char **ret_error) {
@@ -301,9 +341,12 @@ int gpt_read(const GptIO *io, GptTable **ret, char **ret_error) {
                 t->source = GPT_PRIMARY;
                 t->header = primary;
                 t->entries = TAKE_PTR(primary_entries);
-                if (t->valid[GPT_BACKUP] && !copies_equal(&primary, t->entries, &backup, backup_entries)) {
+                _cleanup_free_ char *reason = NULL;
+                if (t->valid[GPT_BACKUP] &&
+                    !gpt_copies_agree(&primary, t->entries, &backup, backup_entries, io->sector_size, &reason)) {
                         t->backup_stale = true;
-                        set_problem(&t->problem[GPT_BACKUP], "backup differs from the primary");
+                        set_problem(&t->problem[GPT_BACKUP], "backup differs from the primary: %s",
+                                    reason ?: "out of memory");
                 }
         } else {
                 t->source = GPT_BACKUP;
@@ -378,9 +421,22 @@ static int writer_copy(Writer *w, const GptHeader *h, const uint8_t *entries_pad
         return w->io->sync ? w->io->sync(w->io->userdata) : 0;
 }
 
-int gpt_write(const GptIO *io, GptTable *t) {
+/* Does the header of the copy in use need rewriting besides its entries being right? */
+static bool source_header_needs_write(const GptTable *t, uint64_t entries_sectors) {
+        const GptHeader *h = &t->header;
+
+        if (h->header_size != GPT_HEADER_SIZE_MIN)
+                return true;
+        if (t->source == GPT_PRIMARY)
+                return h->alternate_lba != t->n_sectors - 1;
+        return h->alternate_lba != 1 || h->entries_lba + entries_sectors != h->my_lba;
+}
+
+/* Writes the copy not in use, then (if write_source) the copy in use, each entries first, header last,
+ * then synced. */
+static int write_table(const GptIO *io, GptTable *t, bool write_source, unsigned *ret_sectors) {
         _cleanup_free_ uint8_t *padded = NULL, *sector = NULL;
-        GptHeader primary, backup;
+        GptHeader h[_GPT_COPY_MAX];
         int r;
 
         if (io->sector_size != t->sector_size || io->n_sectors != t->n_sectors)
@@ -389,21 +445,21 @@ int gpt_write(const GptIO *io, GptTable *t) {
         size_t size = (size_t) t->header.n_entries * t->header.entry_size;
         uint64_t entries_sectors = DIV_ROUND_UP(size, io->sector_size);
 
-        primary = t->header;
-        primary.my_lba = 1;
-        primary.alternate_lba = io->n_sectors - 1;
+        h[GPT_PRIMARY] = t->header;
+        h[GPT_PRIMARY].my_lba = 1;
+        h[GPT_PRIMARY].alternate_lba = io->n_sectors - 1;
         /* Keep the primary entries where a valid primary had them; a rebuilt one gets the standard LBA 2. */
         if (t->source != GPT_PRIMARY)
-                primary.entries_lba = 2;
-        primary.entries_crc = gpt_crc32(t->entries, size);
+                h[GPT_PRIMARY].entries_lba = 2;
+        h[GPT_PRIMARY].entries_crc = gpt_crc32(t->entries, size);
 
-        backup = primary;
-        backup.my_lba = io->n_sectors - 1;
-        backup.alternate_lba = 1;
-        backup.entries_lba = backup.my_lba - entries_sectors;
+        h[GPT_BACKUP] = h[GPT_PRIMARY];
+        h[GPT_BACKUP].my_lba = io->n_sectors - 1;
+        h[GPT_BACKUP].alternate_lba = 1;
+        h[GPT_BACKUP].entries_lba = h[GPT_BACKUP].my_lba - entries_sectors;
 
-        if (primary.entries_lba + entries_sectors > primary.first_usable_lba ||
-            backup.entries_lba <= primary.last_usable_lba)
+        if (h[GPT_PRIMARY].entries_lba + entries_sectors > h[GPT_PRIMARY].first_usable_lba ||
+            h[GPT_BACKUP].entries_lba <= h[GPT_PRIMARY].last_usable_lba)
                 return -ERANGE;
 
         padded = calloc(entries_sectors, io->sector_size);
@@ -412,7 +468,7 @@ int gpt_write(const GptIO *io, GptTable *t) {
                 return -ENOMEM;
         memcpy(padded, t->entries, size);
 
-        Writer w = { .io = io, .h = &primary, .crash_after = -1 };
+        Writer w = { .io = io, .h = &h[GPT_PRIMARY], .crash_after = -1 };
         const char *e = getenv(GPT_TEST_CRASH_ENV);
         if (e) {
                 uint64_t n;
@@ -420,19 +476,55 @@ int gpt_write(const GptIO *io, GptTable *t) {
                         w.crash_after = (long) n;
         }
 
-        r = writer_copy(&w, &backup, padded, entries_sectors, sector);
+        GptCopy first = t->source == GPT_PRIMARY ? GPT_BACKUP : GPT_PRIMARY;
+        r = writer_copy(&w, &h[first], padded, entries_sectors, sector);
         if (r < 0)
                 return r;
-        r = writer_copy(&w, &primary, padded, entries_sectors, sector);
-        if (r < 0)
-                return r;
+        if (write_source) {
+                r = writer_copy(&w, &h[t->source], padded, entries_sectors, sector);
+                if (r < 0)
+                        return r;
+        }
 
-        t->header = primary;
+        t->header = h[GPT_PRIMARY];
         t->source = GPT_PRIMARY;
         t->valid[GPT_PRIMARY] = t->valid[GPT_BACKUP] = true;
         t->backup_stale = false;
         for (int i = 0; i < _GPT_COPY_MAX; i++)
                 t->problem[i] = mfree(t->problem[i]);
+        if (ret_sectors)
+                *ret_sectors = (unsigned) w.written;
+        return 0;
+}
+
+int gpt_write(const GptIO *io, GptTable *t) {
+        return write_table(io, t, /* write_source= */ true, NULL);
+}
+
+int gpt_repair(const GptIO *io, GptTable *t, GptRepairResult *ret) {
+        GptRepairResult result = {};
+        int r;
+
+        if (!t->valid[GPT_PRIMARY] && !t->valid[GPT_BACKUP])
+                return -EBADMSG; /* gpt_read() never returns such a table */
+        if (t->valid[GPT_PRIMARY] && t->valid[GPT_BACKUP] && !t->backup_stale) {
+                if (ret)
+                        *ret = result;
+                return 0;
+        }
+
+        GptCopy source = t->source, other = source == GPT_PRIMARY ? GPT_BACKUP : GPT_PRIMARY;
+        uint64_t entries_sectors = DIV_ROUND_UP((uint64_t) t->header.n_entries * t->header.entry_size,
+                                                t->sector_size);
+        bool write_source = source_header_needs_write(t, entries_sectors);
+
+        r = write_table(io, t, write_source, &result.sectors_written);
+        if (r < 0)
+                return r;
+        result.rewritten[other] = true;
+        result.rewritten[source] = write_source;
+        if (ret)
+                *ret = result;
         return 0;
 }
 

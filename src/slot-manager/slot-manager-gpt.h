@@ -65,10 +65,33 @@ int gpt_read(const GptIO *io, GptTable **ret, char **ret_error);
  * the read: pass the entries as read). */
 bool gpt_needs_write(const GptTable *t, const uint8_t *entries_as_read);
 
-/* Writes both copies from t->header and t->entries: backup entries and header, sync, primary entries
- * and header, sync. Refuses (-ERANGE) any sector inside the usable area, so partition data (the booted
- * slot included) is never touched. Afterwards both copies are valid and equal. */
+/* Why two copies that each check out on their own do not form one table: the fields that must agree
+ * (each header's alternate LBA is the other's LBA, the backup's entries directly below the backup
+ * header, usable range, disk GUID, revision, header size, entry count and size, entries CRC) and the
+ * entry arrays themselves, byte for byte. Returns true if they agree; otherwise false, with *ret_reason
+ * (caller frees; may be NULL) naming the first difference. */
+bool gpt_copies_agree(const GptHeader *primary, const uint8_t *primary_entries, const GptHeader *backup,
+                      const uint8_t *backup_entries, uint32_t sector_size, char **ret_reason);
+
+/* Writes both copies from t->header and t->entries: first the copy that is not in use (normally the
+ * backup) entries and header, sync, then the copy in use, entries and header, sync; so the copy the
+ * readers trust is only overwritten once the other one holds the new table. Refuses (-ERANGE) any sector
+ * inside the usable area, so partition data (the booted slot included) is never touched. Afterwards both
+ * copies are valid and equal. */
 int gpt_write(const GptIO *io, GptTable *t);
+
+typedef struct GptRepairResult {
+        bool rewritten[_GPT_COPY_MAX];
+        unsigned sectors_written;
+} GptRepairResult;
+
+/* What cgpt repair does: when one copy is damaged, or both are valid but differ (then the primary wins,
+ * as with cgpt and GRUB), rewrites that copy from the one in use (t->source), entries first, then its
+ * header, then syncs. The copy in use is rewritten too, after that, only if its own header needs
+ * correcting (its alternate LBA does not point at the other copy, a non-standard header size, or backup
+ * entries not directly below the backup header). Writes nothing when both copies are valid and equal.
+ * Same guard as gpt_write(): only sectors outside the usable area. */
+int gpt_repair(const GptIO *io, GptTable *t, GptRepairResult *ret);
 
 /* Entry access; index is 0-based (partition number - 1). */
 uint8_t *gpt_entry(const GptTable *t, uint32_t index);

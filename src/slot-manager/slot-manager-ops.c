@@ -5,7 +5,7 @@
 #include "slot-manager-error.h"
 #include "slot-manager-ops.h"
 
-static int ops_open(const SlotContext *c, bool writable, Disk **ret) {
+static int ops_open_disk(const SlotContext *c, bool writable, Disk **ret) {
         _cleanup_free_ char *found = NULL;
         const char *path = c->disk;
         int r;
@@ -17,6 +17,24 @@ static int ops_open(const SlotContext *c, bool writable, Disk **ret) {
                 path = found;
         }
         return disk_open(path, writable, ret);
+}
+
+/* Every operation that may write first repairs a damaged or stale GPT copy (as cgpt repair would), so a
+ * write cut off by a power loss never leaves one bad copy for longer than the next such operation. */
+static int ops_open(const SlotContext *c, bool writable, Disk **ret) {
+        _cleanup_(disk_freep) Disk *d = NULL;
+        int r;
+
+        r = ops_open_disk(c, writable, &d);
+        if (r < 0)
+                return r;
+        if (writable) {
+                r = disk_repair(d, NULL);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(d);
+        return 0;
 }
 
 static int ops_booted(const SlotContext *c, const Disk *d, SlotId *ret) {
@@ -274,14 +292,44 @@ int ops_set_attrs(const SlotContext *c, SlotId s, int priority, int tries, int s
         return r < 0 ? r : 0;
 }
 
-int ops_repair(const SlotContext *c) {
+int ops_repair(const SlotContext *c, json_t **ret) {
         _cleanup_(disk_freep) Disk *d = NULL;
+        GptRepairResult result = {};
         int r;
 
-        r = ops_open(c, true, &d);
+        r = ops_open_disk(c, true, &d);
         if (r < 0)
                 return r;
-        return disk_commit(d);
+        json_t *found = json_pack("{s:s, s:s, s:s}",
+                                  "primary", copy_state(d->gpt, GPT_PRIMARY),
+                                  "backup", copy_state(d->gpt, GPT_BACKUP),
+                                  "in_use", d->gpt->source == GPT_PRIMARY ? "primary" : "backup");
+        if (!found)
+                return log_oom();
+        r = disk_repair(d, &result);
+        if (r < 0) {
+                json_decref(found);
+                return r;
+        }
+        json_t *rewritten = json_array();
+        if (!rewritten) {
+                json_decref(found);
+                return log_oom();
+        }
+        if (result.rewritten[GPT_PRIMARY])
+                json_array_append_new(rewritten, json_string("primary"));
+        if (result.rewritten[GPT_BACKUP])
+                json_array_append_new(rewritten, json_string("backup"));
+        json_t *j = json_pack("{s:s, s:o, s:o, s:I, s:b}",
+                              "disk", d->path,
+                              "found", found,
+                              "rewritten", rewritten,
+                              "sectors_written", (json_int_t) result.sectors_written,
+                              "written", r > 0);
+        if (!j)
+                return log_oom();
+        *ret = j;
+        return r;
 }
 
 static int open_kernel(const SlotContext *c, SlotId s, int *ret) {

@@ -27,8 +27,11 @@ int ops_rollback(const SlotContext *c, SlotId *ret_slot);
 int ops_boot_select(const SlotContext *c, bool write, json_t **ret);
 /* cgpt add -P/-T/-S style: negative values leave a field alone; out-of-range values are refused. */
 int ops_set_attrs(const SlotContext *c, SlotId s, int priority, int tries, int successful);
-/* Rewrites both copies if one is damaged or stale; returns 1 if it wrote. */
-int ops_repair(const SlotContext *c);
+/* Checks both GPT copies and rewrites a damaged or stale one from the other (disk_repair()); every other
+ * operation that may write does the same first. {disk, found: {primary, backup, in_use}, rewritten:
+ * ["primary"|"backup"...], sectors_written, written}; returns 1 if it wrote. Both copies damaged: fails,
+ * writing nothing. */
+int ops_repair(const SlotContext *c, json_t **ret);
 
 typedef struct InactiveSlot {
         SlotId slot;

@@ -156,6 +156,21 @@ static int method_rollback(VarlinkCall *call, json_t *params, VarlinkCallFlags f
         return varlink_call_reply(call, slot_reply(slot));
 }
 
+static int method_repair(VarlinkCall *call, json_t *params, VarlinkCallFlags flags, void *userdata) {
+        Server *s = varlink_call_get_userdata(call);
+        json_t *j = NULL;
+        int r;
+
+        slot_error_clear(); /* a failure recorded by an earlier call is not this call's */
+
+        if (check_auth(call, s) < 0 || no_extra_params(call, params, NULL) < 0)
+                return 0;
+        r = ops_repair(s->context, &j);
+        if (r < 0)
+                return reply_failure(call, r);
+        return varlink_call_reply(call, j);
+}
+
 static int method_open_inactive(VarlinkCall *call, json_t *params, VarlinkCallFlags flags, void *userdata) {
         static const char *const allowed[] = { "kernel", NULL };
         Server *s = varlink_call_get_userdata(call);
@@ -203,6 +218,7 @@ static const VarlinkMethod slots_methods[] = {
         { "MarkGood", method_mark_good },
         { "Rollback", method_rollback },
         { "OpenInactive", method_open_inactive },
+        { "Repair", method_repair },
 };
 
 static const VarlinkInterface slots_interface = {

@@ -295,6 +295,35 @@ static int verb_boot_select(const SlotContext *c, bool write) {
         return r;
 }
 
+static int verb_repair(const SlotContext *c) {
+        json_t *j = NULL;
+        int r = ops_repair(c, &j);
+        if (r < 0)
+                return r;
+        if (arg_json) {
+                r = print_json(j);
+                json_decref(j);
+                return r;
+        }
+        json_t *found = json_object_get(j, "found");
+        printf("Disk:    %s\n", json_str(j, "disk"));
+        printf("Primary: %s\n", json_str(found, "primary"));
+        printf("Backup:  %s\n", json_str(found, "backup"));
+        json_t *rewritten = json_object_get(j, "rewritten");
+        if (json_is_true(json_object_get(j, "written"))) {
+                size_t i;
+                json_t *v;
+                printf("Rewrote:");
+                json_array_foreach(rewritten, i, v)
+                        printf("%s %s", i > 0 ? "," : "", json_string_value(v));
+                printf(" from the %s (%lld sectors)\nGPT repaired.\n", json_str(found, "in_use"),
+                       (long long) json_integer_value(json_object_get(j, "sectors_written")));
+        } else
+                printf("GPT is intact; nothing written.\n");
+        json_decref(j);
+        return 0;
+}
+
 static int parse_slot_arg(const char *s, SlotId *ret) {
         SlotId id = slot_from_string(s);
         if (id < 0)
@@ -378,14 +407,7 @@ static int run(int argc, char *argv[]) {
                 return ops_set_attrs(&c, s, arg_priority, arg_tries, arg_successful);
         }
         /* repair */
-        r = ops_repair(&c);
-        if (r < 0)
-                return r;
-        if (!arg_json)
-                printf("%s\n", r > 0 ? "GPT repaired." : "GPT is intact; nothing written.");
-        else
-                printf("{\"written\": %s}\n", r > 0 ? "true" : "false");
-        return 0;
+        return verb_repair(&c);
 }
 
 int main(int argc, char *argv[]) {

@@ -286,6 +286,244 @@ static void test_overlap_rejected(void **state) {
         mem_free(m);
 }
 
+static void header_fix_crc(MemDisk *m, uint64_t lba) {
+        uint8_t *h = m->data + lba * SECTOR;
+        memset(h + 16, 0, 4);
+        uint32_t crc = gpt_crc32(h, 92);
+        for (int i = 0; i < 4; i++)
+                h[16 + i] = (uint8_t) (crc >> (8 * i));
+}
+
+static GptHeader header_of(const GptTable *t) {
+        return t->header;
+}
+
+static void test_copies_agree(void **state) {
+        MemDisk *m = mem_new();
+        GptTable *t = read_ok(m);
+        GptHeader p = header_of(t), b = p;
+        size_t size = 128 * 128;
+        uint8_t *pe = malloc(size), *be = malloc(size);
+        char *reason = NULL;
+
+        assert_non_null(pe);
+        assert_non_null(be);
+        memcpy(pe, t->entries, size);
+        memcpy(be, t->entries, size);
+        b.my_lba = N_SECTORS - 1;
+        b.alternate_lba = 1;
+        b.entries_lba = N_SECTORS - 33;
+        assert_true(gpt_copies_agree(&p, pe, &b, be, SECTOR, &reason));
+        assert_null(reason);
+        assert_true(gpt_copies_agree(&p, pe, &b, be, SECTOR, NULL));
+
+        static const struct {
+                const char *reason;
+        } cases[] = { { "names LBA" }, { "backup names LBA" }, { "revision or header size" }, { "usable range" },
+                      { "usable range" }, { "disk GUID" }, { "entry count" }, { "not directly below" },
+                      { "CRC32" }, { "entry 4 differs" } };
+        for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
+                GptHeader p2 = p, b2 = b;
+                uint8_t *be2 = malloc(size);
+                assert_non_null(be2);
+                memcpy(be2, be, size);
+                switch (c) {
+                case 0: p2.alternate_lba = N_SECTORS - 2; break;
+                case 1: b2.alternate_lba = 2; break;
+                case 2: b2.header_size = 96; break;
+                case 3: b2.first_usable_lba = 40; break;
+                case 4: b2.last_usable_lba--; break;
+                case 5: b2.disk_guid[3] ^= 1; break;
+                case 6: b2.n_entries = 64; break;
+                case 7: b2.entries_lba--; break;
+                case 8: b2.entries_crc ^= 1; break;
+                case 9: be2[3 * 128 + 48] ^= 4; break; /* same CRC field in the header, different bytes */
+                }
+                assert_false(gpt_copies_agree(&p2, pe, &b2, be2, SECTOR, &reason));
+                assert_non_null(reason);
+                if (!strstr(reason, cases[c].reason))
+                        fail_msg("case %zu: \"%s\" does not mention \"%s\"", c, reason, cases[c].reason);
+                reason = mfree(reason);
+                /* without a reason wanted */
+                assert_false(gpt_copies_agree(&p2, pe, &b2, be2, SECTOR, NULL));
+                free(be2);
+        }
+        free(pe);
+        free(be);
+        gpt_table_free(t);
+        mem_free(m);
+}
+
+static bool lbas_within(const MemDisk *m, uint64_t first, uint64_t last) {
+        for (size_t i = 0; i < m->n_lbas; i++)
+                if (m->lbas[i] < first || m->lbas[i] > last)
+                        return false;
+        return true;
+}
+
+static void test_repair(void **state) {
+        static const struct {
+                const char *what;
+                uint64_t offset;
+                GptCopy damaged;
+        } cases[] = {
+                { "primary header", SECTOR + 24, GPT_PRIMARY },
+                { "primary header signature", SECTOR, GPT_PRIMARY },
+                { "primary entries", 2 * SECTOR + 200, GPT_PRIMARY },
+                { "primary entries, last sector", 33 * SECTOR + 7, GPT_PRIMARY },
+                { "backup header", (uint64_t) (N_SECTORS - 1) * SECTOR + 24, GPT_BACKUP },
+                { "backup entries", (uint64_t) (N_SECTORS - 33) * SECTOR + 200, GPT_BACKUP },
+        };
+
+        for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
+                MemDisk *m = mem_new();
+                GptIO io = mem_io(m);
+                uint8_t *orig = malloc((size_t) N_SECTORS * SECTOR);
+                GptRepairResult result;
+
+                assert_non_null(orig);
+                memcpy(orig, m->data, (size_t) N_SECTORS * SECTOR);
+                m->data[cases[c].offset] ^= 0x5a;
+
+                GptTable *t = read_ok(m);
+                assert_false(t->valid[cases[c].damaged]);
+                assert_true(t->valid[!cases[c].damaged]);
+                assert_int_equal(gpt_repair(&io, t, &result), 0);
+                assert_true(result.rewritten[cases[c].damaged]);
+                assert_false(result.rewritten[!cases[c].damaged]);
+                assert_int_equal(result.sectors_written, 33);
+                assert_int_equal(m->n_lbas, 33);
+                /* only the damaged copy's sectors: entries first, header last */
+                if (cases[c].damaged == GPT_PRIMARY) {
+                        assert_true(lbas_within(m, 1, 33));
+                        assert_int_equal(m->lbas[32], 1);
+                } else {
+                        assert_true(lbas_within(m, N_SECTORS - 33, N_SECTORS - 1));
+                        assert_int_equal(m->lbas[32], N_SECTORS - 1);
+                }
+                if (memcmp(orig, m->data, (size_t) N_SECTORS * SECTOR) != 0)
+                        fail_msg("%s: repaired disk differs from the original", cases[c].what);
+                gpt_table_free(t);
+
+                /* afterwards intact: a second repair writes nothing */
+                t = read_ok(m);
+                assert_true(t->valid[GPT_PRIMARY] && t->valid[GPT_BACKUP] && !t->backup_stale);
+                m->n_lbas = 0;
+                assert_int_equal(gpt_repair(&io, t, &result), 0);
+                assert_int_equal(m->n_lbas, 0);
+                assert_int_equal(result.sectors_written, 0);
+                assert_false(result.rewritten[GPT_PRIMARY] || result.rewritten[GPT_BACKUP]);
+                gpt_table_free(t);
+                free(orig);
+                mem_free(m);
+        }
+}
+
+static void test_repair_stale_and_torn(void **state) {
+        /* a set-attributes write cut after every sector, then repaired: both copies equal, and they hold the
+         * table cgpt would keep (the primary when both are valid) */
+        for (long cut = 0; cut <= 66; cut++) {
+                MemDisk *m = mem_new();
+                GptIO io = mem_io(m);
+                GptTable *t = read_ok(m);
+                GptRepairResult result;
+
+                gpt_entry_set_attrs(t, 3, 0x0012000000000000ull);
+                m->writes_left = cut;
+                (void) gpt_write(&io, t);
+                gpt_table_free(t);
+                m->writes_left = -1;
+                m->n_lbas = 0;
+
+                t = read_ok(m);
+                uint64_t before = gpt_entry_get_attrs(t, 3);
+                bool intact = t->valid[GPT_PRIMARY] && t->valid[GPT_BACKUP] && !t->backup_stale;
+                if (cut == 33)
+                        /* backup whole and new, primary whole and old: the primary wins */
+                        assert_true(t->backup_stale && before == 0);
+                assert_int_equal(gpt_repair(&io, t, &result), 0);
+                assert_int_equal(result.sectors_written, intact ? 0 : 33);
+                assert_true(intact || lbas_within(m, 1, 33) || lbas_within(m, N_SECTORS - 33, N_SECTORS - 1));
+                gpt_table_free(t);
+
+                t = read_ok(m);
+                assert_true(t->valid[GPT_PRIMARY] && t->valid[GPT_BACKUP] && !t->backup_stale);
+                assert_true(gpt_entry_get_attrs(t, 3) == before);
+                gpt_table_free(t);
+
+                /* the repair itself cut at every sector: never both copies lost, never the other value */
+                for (long rcut = 0; rcut < 33 && !intact; rcut++) {
+                        MemDisk *m2 = mem_new();
+                        GptIO io2 = mem_io(m2);
+                        GptTable *t2 = read_ok(m2);
+                        gpt_entry_set_attrs(t2, 3, 0x0012000000000000ull);
+                        m2->writes_left = cut;
+                        (void) gpt_write(&io2, t2);
+                        gpt_table_free(t2);
+                        m2->writes_left = -1;
+                        t2 = read_ok(m2);
+                        m2->writes_left = rcut;
+                        assert_int_equal(gpt_repair(&io2, t2, NULL), -EIO);
+                        gpt_table_free(t2);
+                        t2 = read_ok(m2);
+                        assert_true(gpt_entry_get_attrs(t2, 3) == before);
+                        gpt_table_free(t2);
+                        mem_free(m2);
+                }
+                mem_free(m);
+        }
+}
+
+static void test_repair_corrects_source_header(void **state) {
+        /* a valid primary whose alternate LBA does not name the backup (as after a disk grew and a tool
+         * kept the old value): the backup is rewritten, then the primary's header corrected */
+        MemDisk *m = mem_new();
+        GptIO io = mem_io(m);
+        GptRepairResult result;
+        uint8_t *h = m->data + SECTOR;
+
+        h[32] ^= 1; /* alternate LBA: N_SECTORS - 2 */
+        header_fix_crc(m, 1);
+        GptTable *t = read_ok(m);
+        assert_true(t->valid[GPT_PRIMARY] && t->valid[GPT_BACKUP] && t->backup_stale);
+        assert_non_null(strstr(t->problem[GPT_BACKUP], "alternate"));
+        assert_int_equal(gpt_repair(&io, t, &result), 0);
+        assert_true(result.rewritten[GPT_BACKUP] && result.rewritten[GPT_PRIMARY]);
+        assert_int_equal(result.sectors_written, 66);
+        assert_int_equal(m->lbas[32], N_SECTORS - 1); /* the backup first */
+        assert_int_equal(m->lbas[65], 1);
+        gpt_table_free(t);
+        t = read_ok(m);
+        assert_true(t->valid[GPT_PRIMARY] && t->valid[GPT_BACKUP] && !t->backup_stale);
+        assert_true(t->header.alternate_lba == N_SECTORS - 1);
+        gpt_table_free(t);
+        mem_free(m);
+}
+
+static void test_write_with_damaged_primary_writes_primary_first(void **state) {
+        /* the only valid copy is the backup: a state change must not overwrite it before the primary holds
+         * the new table */
+        MemDisk *m = mem_new();
+        GptIO io = mem_io(m);
+
+        m->data[SECTOR + 24] ^= 1;
+        GptTable *t = read_ok(m);
+        assert_int_equal(t->source, GPT_BACKUP);
+        gpt_entry_set_attrs(t, 3, 0x0012000000000000ull);
+        assert_int_equal(gpt_write(&io, t), 0);
+        assert_int_equal(m->n_lbas, 66);
+        assert_int_equal(m->lbas[0], 2);
+        assert_int_equal(m->lbas[32], 1);
+        assert_int_equal(m->lbas[33], N_SECTORS - 33);
+        assert_int_equal(m->lbas[65], N_SECTORS - 1);
+        gpt_table_free(t);
+        t = read_ok(m);
+        assert_true(t->valid[GPT_PRIMARY] && t->valid[GPT_BACKUP] && !t->backup_stale);
+        assert_true(gpt_entry_get_attrs(t, 3) == 0x0012000000000000ull);
+        gpt_table_free(t);
+        mem_free(m);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_crc32),
@@ -296,6 +534,11 @@ int main(void) {
                 cmocka_unit_test(test_damaged),
                 cmocka_unit_test(test_stale_backup),
                 cmocka_unit_test(test_overlap_rejected),
+                cmocka_unit_test(test_copies_agree),
+                cmocka_unit_test(test_repair),
+                cmocka_unit_test(test_repair_stale_and_torn),
+                cmocka_unit_test(test_repair_corrects_source_header),
+                cmocka_unit_test(test_write_with_damaged_primary_writes_primary_first),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,6 +84,7 @@ def test_introspection(service):
         desc = c.call("org.varlink.service.GetInterfaceDescription", {"interface": "io.switchyard.Slots"})
     assert "method OpenInactive(" in desc["description"]
     assert "method GetStatus()" in desc["description"]
+    assert "method Repair()" in desc["description"]
 
 
 def test_set_next_mark_good_rollback(sm, service):
@@ -114,6 +115,36 @@ def test_errors(sm, service):
     assert image_digest(sm.image.path) == before
     # still serving
     assert service.call("GetStatus")["booted"] == "a"
+
+
+def test_repair(sm, service):
+    """Repair over varlink: what it found and rewrote; nothing written when intact; both copies damaged is
+    a DiskError that writes nothing; the service keeps serving."""
+    sectors = sm.image.size // 512
+    pristine = image_digest(sm.image.path)
+    assert service.call("Repair") == {
+        "disk": str(sm.image.path), "found": {"primary": "ok", "backup": "ok", "in_use": "primary"},
+        "rewritten": [], "sectors_written": 0, "written": False}
+    assert image_digest(sm.image.path) == pristine
+
+    with open(sm.image.path, "r+b") as f:  # backup entries: USR-B's name
+        f.seek((sectors - 33) * 512 + 3 * 128 + 60)
+        f.write(b"X")
+    reply = service.call("Repair")
+    assert reply["found"]["primary"] == "ok" and "CRC32" in reply["found"]["backup"]
+    assert reply["rewritten"] == ["backup"] and reply["sectors_written"] == 33 and reply["written"] is True
+    assert image_digest(sm.image.path) == pristine
+    assert error_of(service, "Repair", {"x": 1}).name == "org.varlink.service.InvalidParameter"
+
+    for offset in (512 + 40, (sectors - 1) * 512 + 40):
+        with open(sm.image.path, "r+b") as f:
+            f.seek(offset)
+            f.write(b"\xff")
+    before = image_digest(sm.image.path)
+    e = error_of(service, "Repair")
+    assert e.name == "io.switchyard.Slots.DiskError" and "both GPT copies are damaged" in e.parameters["message"]
+    assert image_digest(sm.image.path) == before
+    assert error_of(service, "GetStatus").name == "io.switchyard.Slots.DiskError"
 
 
 def test_open_inactive_passes_fds(sm, service):
@@ -206,7 +237,8 @@ def test_unauthorized_callers_refused(sm, service):
     sm.boot("a")
     before = image_digest(sm.image.path)
     assert run_as_nobody(service.path, "io.switchyard.Slots.GetStatus", {})["reply"]["booted"] == "a"
-    for method, params in (("OpenInactive", {}), ("SetNext", {"slot": "b"}), ("MarkGood", {}), ("Rollback", {})):
+    for method, params in (("OpenInactive", {}), ("SetNext", {"slot": "b"}), ("MarkGood", {}), ("Rollback", {}),
+                           ("Repair", {})):
         assert run_as_nobody(service.path, f"io.switchyard.Slots.{method}", params) == \
             {"error": "org.varlink.service.PermissionDenied"}, method
     assert image_digest(sm.image.path) == before
@@ -247,7 +279,12 @@ def test_service_never_writes_booted_slot(sm, sockdir):
                                       "-o", log))
     try:
         s.call("GetStatus")
-        for method, params in (("SetNext", {"slot": "a"}), ("SetNext", {"slot": "b"}), ("MarkGood", {"slot": "a"}),
+        s.call("Repair")
+        # a damaged backup header: the next call repairs it first (GPT sectors only)
+        with open(sm.image.path, "r+b") as f:
+            f.seek(sm.image.size - 512 + 40)
+            f.write(b"\xff")
+        for method, params in (("Repair", {}), ("SetNext", {"slot": "a"}), ("SetNext", {"slot": "b"}), ("MarkGood", {"slot": "a"}),
                                ("Rollback", {}), ("MarkGood", {}), ("SetNext", {"slot": "b"})):
             try:
                 s.call(method, params)
