@@ -118,6 +118,9 @@ int config_drive_mount(const Provider *p, const char *dir, unsigned backoff_ms) 
         }
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
                 return log_error_errno(errno, "Failed to create the mount point %s: %m", dir);
+        /* The unprivileged readers must reach it whatever the umask (the unit runs with 0077). */
+        if ((parent && chmod(parent, 0755) < 0) || chmod(dir, 0755) < 0)
+                return log_error_errno(errno, "Failed to make %s accessible: %m", dir);
         /* Readable by the unprivileged services that parse it (they are "other" in their user namespace);
          * without Rock Ridge or on vfat the modes come from these options. */
         if (asprintf(&options, "ro,nosuid,nodev,noexec,%s", streq(d->fstype, "vfat") ? "uid=0,gid=0,fmask=0333,dmask=0222"
