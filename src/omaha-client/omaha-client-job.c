@@ -12,11 +12,11 @@
 #include "omaha-client-check.h"
 #include "omaha-client-download.h"
 #include "omaha-client-job.h"
+#include "omaha-client-marker.h"
 #include "omaha-client-peers.h"
+#include "omaha-client-report.h"
 #include "omaha-client-response.h"
 #include "omaha-client-schedule.h"
-
-#define MARKER_NAME "update-completed"
 
 static const char *strna(const char *s) {
         return s ?: "n/a";
@@ -36,54 +36,39 @@ typedef struct Job {
         OmahaDownload *download;
 } Job;
 
-void status_box_wake(StatusBox *b) {
-        uint64_t one = 1;
-        if (b->wake_fd >= 0)
-                (void) !write(b->wake_fd, &one, sizeof one);
+/* Every change goes to the daemon as one line; a daemon that went away does not stop the job. */
+static void status_box_send(StatusBox *b) {
+        int r;
+
+        if (b->fd < 0)
+                return;
+        r = omaha_report_write_status(b->fd, &b->status);
+        if (r < 0) {
+                log_warning_errno(r, "Could not report the status to the daemon: %m");
+                b->fd = -EBADF; /* not ours to close */
+        }
 }
 
-void status_box_snapshot(StatusBox *b, OmahaStatus *ret) {
-        pthread_mutex_lock(&b->lock);
-        *ret = b->status;
-        pthread_mutex_unlock(&b->lock);
-}
-
-void status_box_set_code(StatusBox *b, OmahaStatusCode code) {
-        pthread_mutex_lock(&b->lock);
+static void status_box_set_code(StatusBox *b, OmahaStatusCode code) {
         b->status.code = code;
         if (code != OMAHA_STATUS_DOWNLOADING && code != OMAHA_STATUS_VERIFYING) {
                 b->status.progress = 0;
                 b->status.bytes_done = b->status.bytes_total = 0;
         }
-        pthread_mutex_unlock(&b->lock);
-        status_box_wake(b);
+        status_box_send(b);
 }
 
 static void status_set_progress(StatusBox *b, uint64_t done, uint64_t total) {
-        pthread_mutex_lock(&b->lock);
         b->status.bytes_done = done;
         b->status.bytes_total = total;
         b->status.progress = total > 0 ? MIN(1.0, (double) done / (double) total) : 0.0;
-        pthread_mutex_unlock(&b->lock);
-        status_box_wake(b);
+        status_box_send(b);
 }
 
 static void status_set_offer(StatusBox *b, const char *version, uint64_t size) {
-        pthread_mutex_lock(&b->lock);
         snprintf(b->status.new_version, sizeof b->status.new_version, "%s", version);
         b->status.new_size = size;
-        pthread_mutex_unlock(&b->lock);
-        status_box_wake(b);
-}
-
-static char *marker_path(const OmahaConfig *c) {
-        char *p;
-        return asprintf(&p, "%s/" MARKER_NAME, c->runtime_dir) < 0 ? NULL : p;
-}
-
-static bool marker_exists(const OmahaConfig *c) {
-        _cleanup_free_ char *p = marker_path(c);
-        return p && access(p, F_OK) == 0;
+        status_box_send(b);
 }
 
 /* POSTs a request to the server. Returns 0 with the body of a 2xx answer, or < 0 with *ret_status the
@@ -147,10 +132,8 @@ _printf_(3, 4) static void job_fail(Job *j, int code, const char *fmt, ...) {
         va_end(ap);
         log_error("Update failed (error %d): %s", code, msg);
 
-        pthread_mutex_lock(&j->box->lock);
         j->box->status.last_error = code;
         snprintf(j->box->status.last_error_message, sizeof j->box->status.last_error_message, "%s", msg);
-        pthread_mutex_unlock(&j->box->lock);
         status_box_set_code(j->box, OMAHA_STATUS_REPORTING_ERROR_EVENT);
 
         e = omaha_event_error((uint32_t) code, j->flags);
@@ -329,18 +312,6 @@ static int job_write_slot(Job *j, const OmahaResponse *resp, const uint8_t sha25
         }
 }
 
-static int write_marker(const OmahaConfig *c) {
-        _cleanup_free_ char *p = marker_path(c);
-        int r;
-
-        if (!p)
-                return -ENOMEM;
-        r = mkdir_p(c->runtime_dir, 0755);
-        if (r < 0)
-                return r;
-        return write_string_file_atomic(p, "", 0644);
-}
-
 /* Returns 0 on success or the Omaha error code (after job_fail). */
 static int job_update(Job *j, const OmahaResponse *resp, const uint8_t sha256[32]) {
         _cleanup_(inactive_slot_done) InactiveSlot slot = { .usr_fd = -EBADF, .kernel_fd = -EBADF };
@@ -383,7 +354,7 @@ static int job_update(Job *j, const OmahaResponse *resp, const uint8_t sha256[32
         j->s->payload_attempts = 0;
         j->s->backoff_expiry = 0;
         forget_resume_point(j, -EBADF);
-        r = write_marker(j->c);
+        r = omaha_marker_write(j->c);
         if (r < 0)
                 log_warning_errno(r, "Failed to write the update-completed marker: %m");
         {
@@ -460,7 +431,7 @@ static void job_handle_offer(Job *j, const OmahaResponse *resp) {
 
         if (staged) {
                 /* The staged slot is about to be overwritten: it is no longer a finished update. */
-                _cleanup_free_ char *m = marker_path(j->c);
+                _cleanup_free_ char *m = omaha_marker_path(j->c);
                 if (m)
                         (void) unlink(m);
                 (void) omaha_state_set_string(&j->s->staged_version, NULL);
@@ -535,9 +506,7 @@ static void job_check(Job *j, OmahaJobResult *ret) {
                 return job_fail(j, code, "bad response from %s: %s", j->c->server, strna(reason));
         ret->poll_interval = resp->poll_interval;
 
-        pthread_mutex_lock(&j->box->lock);
         j->box->status.last_checked_time = (int64_t) time(NULL);
-        pthread_mutex_unlock(&j->box->lock);
 
         if (!resp->update) {
                 log_info("No update available (running %s).", j->c->version);
@@ -548,28 +517,24 @@ static void job_check(Job *j, OmahaJobResult *ret) {
         job_handle_offer(j, resp);
 }
 
-void omaha_job_run(const OmahaConfig *cli, StatusBox *box, bool interactive, OmahaJobResult *ret) {
+void omaha_job_run(const OmahaJobArgs *a, StatusBox *box, OmahaJobResult *ret) {
         _cleanup_(omaha_config_freep) OmahaConfig *c = NULL;
         _cleanup_(omaha_state_freep) OmahaState *s = NULL;
-        OmahaStatus st;
         Job j;
         int r;
 
         *ret = (OmahaJobResult) {};
-        status_box_snapshot(box, &st);
 
-        r = omaha_config_load(cli->root, &c);
+        r = omaha_config_load(a->root, &c);
         if (r >= 0)
-                r = omaha_config_set_addresses(c, cli->slots_address, cli->payload_writer_address, cli->verity_address);
+                r = omaha_config_set_addresses(c, a->slots_address, a->payload_writer_address, a->verity_address);
         if (r >= 0)
                 r = omaha_state_load(c, &s);
         if (r < 0) {
-                pthread_mutex_lock(&box->lock);
                 box->status.last_error = OMAHA_ERROR_GENERIC;
                 snprintf(box->status.last_error_message, sizeof box->status.last_error_message,
                          "cannot load configuration or state: %s", strerror(-r));
-                pthread_mutex_unlock(&box->lock);
-                status_box_wake(box);
+                status_box_send(box);
                 return;
         }
         if (c->server_disabled) {
@@ -581,52 +546,9 @@ void omaha_job_run(const OmahaConfig *cli, StatusBox *box, bool interactive, Oma
                 .c = c,
                 .s = s,
                 .box = box,
-                .interactive = interactive,
+                .interactive = a->interactive,
                 .flags = omaha_config_error_flags(c),
-                .settle = marker_exists(c) ? OMAHA_STATUS_UPDATED_NEED_REBOOT : OMAHA_STATUS_IDLE,
+                .settle = omaha_marker_exists(c) ? OMAHA_STATUS_UPDATED_NEED_REBOOT : OMAHA_STATUS_IDLE,
         };
         job_check(&j, ret);
-}
-
-int omaha_job_restore(const OmahaConfig *c, StatusBox *box) {
-        _cleanup_(omaha_state_freep) OmahaState *s = NULL;
-        int r;
-
-        if (!marker_exists(c))
-                return 0;
-        r = omaha_state_load(c, &s);
-        if (r < 0)
-                return r;
-        status_set_offer(box, s->staged_version ?: "0.0.0", 0);
-        status_box_set_code(box, OMAHA_STATUS_UPDATED_NEED_REBOOT);
-        return 1;
-}
-
-int omaha_job_reset(const OmahaConfig *c, StatusBox *box) {
-        _cleanup_(omaha_state_freep) OmahaState *s = NULL;
-        _cleanup_free_ char *m = marker_path(c);
-        int r;
-
-        if (!m)
-                return -ENOMEM;
-        if (access(m, F_OK) == 0) {
-                /* The staged update is abandoned on purpose: it must not be reported as a rollback (and
-                 * its version must not be refused) at the next check. */
-                r = omaha_state_load(c, &s);
-                if (r < 0)
-                        return r;
-                (void) omaha_state_set_string(&s->staged_version, NULL);
-                (void) omaha_state_set_string(&s->staged_slot, NULL);
-                r = omaha_state_save(s);
-                if (r < 0)
-                        return r;
-                r = omaha_pref_set(s, "previous-version", "", 0);
-                if (r < 0)
-                        return r;
-        }
-        if (unlink(m) < 0 && errno != ENOENT)
-                return log_error_errno(errno, "Failed to remove %s: %m", m);
-        status_set_offer(box, "0.0.0", 0);
-        status_box_set_code(box, OMAHA_STATUS_IDLE);
-        return 0;
 }

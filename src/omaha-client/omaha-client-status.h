@@ -39,3 +39,7 @@ const char *omaha_status_to_string(OmahaStatusCode c);
 OmahaStatusCode omaha_status_from_string(const char *s);
 void omaha_status_init(OmahaStatus *s);
 json_t *omaha_status_to_json(const OmahaStatus *s);
+/* The inverse of omaha_status_to_json(), strict: every field present with its type and range, no other
+ * field. Returns 0, or -EBADMSG with the first thing wrong written to error. On
+ * error *ret is unchanged. */
+int omaha_status_from_json(json_t *o, OmahaStatus *ret, char *error, size_t error_size);

@@ -1,55 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <inttypes.h>
-#include <jansson.h>
 
-#include "fileio.h"
 #include "log.h"
 #include "omaha-client-check.h"
-#include "omaha-client-response.h"
 #include "omaha-client-tool.h"
-
-int verb_parse_response(const char *path, bool json) {
-        _cleanup_(omaha_response_freep) OmahaResponse *resp = NULL;
-        _cleanup_free_ char *data = NULL, *reason = NULL;
-        size_t size;
-        int r, code = 0;
-
-        if (streq(path, "-"))
-                r = read_full_fd(STDIN_FILENO, OMAHA_RESPONSE_MAX + 1, &data, &size);
-        else
-                r = read_full_file(path, OMAHA_RESPONSE_MAX + 1, &data, &size);
-        if (r == -EFBIG) {
-                code = OMAHA_ERROR_XML_PARSE;
-                reason = strdup("response too large");
-        } else if (r < 0)
-                return log_error_errno(r, "Failed to read %s: %m", path);
-        else
-                r = omaha_response_parse(data, size, &resp, &code, &reason);
-
-        if (json) {
-                json_t *o = r >= 0 ? omaha_response_to_json(resp)
-                                   : json_pack("{s:s, s:i, s:s}", "status", "error", "errorcode", code, "message",
-                                               reason ?: "");
-                if (!o)
-                        return log_oom();
-                json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-                putchar('\n');
-                json_decref(o);
-        } else if (r >= 0) {
-                if (!resp->update)
-                        printf("noupdate\n");
-                else {
-                        printf("update %s\nsize %" PRIu64 "\nsha256 %s\n", resp->version, resp->size, resp->sha256);
-                        for (size_t i = 0; i < resp->n_urls; i++)
-                                printf("url %s\n", resp->urls[i]);
-                }
-        }
-        if (r < 0) {
-                log_error("%s: error %d: %s", path, code, reason ?: "invalid response");
-                return -EBADMSG;
-        }
-        return 0;
-}
 
 int verb_print_request(const OmahaConfig *c, bool interactive, int argc, char **argv) {
         _cleanup_(omaha_state_freep) OmahaState *s = NULL;

@@ -6,6 +6,7 @@
 #include "omaha-client-config.h"
 #include "omaha-client-ctl.h"
 #include "omaha-client-daemon.h"
+#include "omaha-client-runner.h"
 #include "omaha-client-tool.h"
 
 static const char *arg_root = NULL;
@@ -116,6 +117,27 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
+/* Served by the job helper, which holds the response parser (this program does not link expat). */
+static int verb_parse_response(const char *path) {
+        _cleanup_free_ char *helper = NULL;
+        const char *argv[6];
+        size_t n = 0;
+        int r;
+
+        r = omaha_job_helper_path(&helper);
+        if (r < 0)
+                return log_oom();
+        argv[n++] = "omaha-client"; /* its messages speak for this command */
+        if (arg_json)
+                argv[n++] = "--json";
+        argv[n++] = "--";
+        argv[n++] = "parse-response";
+        argv[n++] = path;
+        argv[n] = NULL;
+        (void) execv(helper, (char *const *) argv);
+        return log_error_errno(errno, "Failed to run %s: %m", helper);
+}
+
 static int load_config(OmahaConfig **ret) {
         _cleanup_(omaha_config_freep) OmahaConfig *c = NULL;
         int r;
@@ -153,7 +175,7 @@ static int run(int argc, char *argv[]) {
         if (streq(verb, "parse-response")) {
                 if (optind + 1 >= argc)
                         return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "parse-response needs a FILE (or -).");
-                return verb_parse_response(argv[optind + 1], arg_json);
+                return verb_parse_response(argv[optind + 1]);
         }
         if (streq(verb, "print-request")) {
                 r = load_config(&c);

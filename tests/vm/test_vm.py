@@ -95,6 +95,20 @@ def test_boot_slot_a_with_verity(vm, guest, omaha):
     failed = g.out("systemctl --failed --no-legend --plain")
     assert state == "running", f"system {state}; failed units: {failed}"
     assert failed.strip() == "", failed
+    assert_no_restarts(g)
+
+
+def assert_no_restarts(g):
+    """No switchyard service crash-looped: a unit with Restart= that keeps failing is 'activating
+    (auto-restart)', never 'failed', so systemctl --failed does not show it (omaha-client did so once,
+    when its sandbox hid the boot id)."""
+    out = g.out("for u in $(systemctl list-units --all --plain --no-legend 'omaha-client*' 'payload-writer*' "
+                "'slot-manager*' 'verity-check*' 'metadata-agent*' 'hardening*' | awk '{print $1}'); do "
+                "echo \"$u $(systemctl show -P NRestarts $u) $(systemctl show -P ActiveState $u)\"; done")
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    assert any(r[0] == "omaha-client.service" for r in rows), out
+    bad = [r for r in rows if (len(r) > 1 and r[1] not in ("", "0")) or (len(r) > 2 and r[2] == "failed")]
+    assert not bad, f"restarted or failed: {bad}; journal: " + g.out("journalctl -b --no-pager -n 40 -u 'omaha-client*'")
 
 
 def test_update_a_to_b(vm, guest, release, omaha):
@@ -117,6 +131,7 @@ def test_update_a_to_b(vm, guest, release, omaha):
     assert (13, 1, None, None) in [(e[0], e[1], e[2], None) for e in events], events
     assert any(e[0] == 14 and e[1] == 1 for e in events), events
     assert any(e[0] == 3 and e[1] == 1 for e in events), events
+    assert_no_restarts(g)
 
     downloads = len([r for r in srv.payload_requests if r.method == "GET"])
     reboot(g)
@@ -135,6 +150,7 @@ def test_update_a_to_b(vm, guest, release, omaha):
     # Running 2.0.0 now: the server has nothing newer, nothing more is downloaded.
     assert omaha_status(g)["current_operation"] == "UPDATE_STATUS_IDLE"
     assert len([r for r in srv.payload_requests if r.method == "GET"]) == downloads
+    assert_no_restarts(g)
 
 
 def test_bad_update_rolls_back(vm, guest, release, omaha):

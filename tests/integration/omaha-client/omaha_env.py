@@ -60,7 +60,7 @@ NO_NETWORK_RETRY_SEC=1
 class Daemon:
     """omaha-client daemon on a private socket."""
 
-    def __init__(self, binary, root, tmp, extra_args=()):
+    def __init__(self, binary, root, tmp, extra_args=(), env=None):
         self.binary = str(binary)
         self.root = root
         self.socket = str(tmp / "omaha.sock")
@@ -70,13 +70,27 @@ class Daemon:
         if not any(a.startswith("--dbus=") for a in extra_args):
             extra_args = [*extra_args, "--dbus=no"]
         args = [self.binary, f"--root={root}", f"--listen={self.socket}", *extra_args, "daemon"]
-        env = dict(os.environ, SWITCHYARD_LOG_LEVEL="debug")
+        env = dict(os.environ, SWITCHYARD_LOG_LEVEL="debug", **(env or {}))
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 10
         while not os.path.exists(self.socket):
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("omaha-client daemon did not start:\n" + self.logtext())
             time.sleep(0.05)
+
+    def children(self):
+        """pids of the daemon's child processes (its job helper while a check runs)."""
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                stat = open(f"/proc/{d}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                pids.append(int(d))
+        return pids
 
     def logtext(self):
         if self.log.closed:

@@ -223,6 +223,37 @@ def test_cut_download_resumes(host):
     assert host.slot_bytes("b", host.usr.stat().st_size) == host.usr.read_bytes()
 
 
+def test_daemon_stopped_mid_download_resumes(host):
+    """Stopping the daemon (SIGTERM) stops the job helper mid-download; payload-writer keeps its
+    checkpoint and the next daemon's check resumes from it (HTTP ranges) to a good slot."""
+    with OmahaServer(payload=host.payload, version=NEW) as server:
+        size = host.payload.stat().st_size
+        server.throttle = 0.2  # 64 KiB every 200 ms: about 12 s for the payload
+        d = host.start_client(server)
+        d.ctl("check")
+        st = d.wait_status(lambda st: st["current_operation"] == "UPDATE_STATUS_DOWNLOADING" and
+                           st["bytes"] > size // 4, timeout=60)
+        assert st["bytes"] < size
+        helpers = d.children()
+        assert len(helpers) == 1, helpers
+        assert d.stop() == 0
+        assert not os.path.exists(f"/proc/{helpers[0]}"), "the job helper outlived the daemon"
+        first_log = d.logtext()
+        assert "Stopping the update job" in first_log
+
+        server.throttle = 0
+        d = host.start_client(server)
+        try:
+            d.ctl("check", "--wait", timeout=180)
+            assert d.status()["current_operation"] == "UPDATE_STATUS_UPDATED_NEED_REBOOT", d.logtext()
+            assert "Resuming the download" in d.logtext()
+        finally:
+            d.stop()
+        resumed = [r for r in server.payload_requests[1:] if r.range is not None and r.status == 206]
+        assert resumed, server.payload_requests
+    assert host.slot_bytes("b", host.usr.stat().st_size) == host.usr.read_bytes()
+
+
 @pytest.mark.parametrize("lie,code", [("size", 11), ("hash", 10)])
 def test_wrong_size_or_hash_refused(host, lie, code):
     a_before = usr_a_digest(host)
