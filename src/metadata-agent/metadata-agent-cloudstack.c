@@ -69,20 +69,18 @@ static const struct {
 };
 
 static int cloudstack_configdrive_fetch(ProviderContext *c, unsigned want, Metadata *m) {
-        static const char *const labels[] = { "config-2", "CONFIG-2", NULL };
         static const char media[] = "/media/ConfigDrive";
         ProviderContext cc = *c;
-        char *dir = NULL;
-        bool mounted = false;
+        _cleanup_free_ char *dir = NULL;
         struct stat st;
         int r = 0;
 
         /* An already mounted drive (as CloudStack's own tools leave it) is used as it is. */
         if (!cc.config_drive && stat("/media/ConfigDrive/cloudstack/metadata", &st) >= 0 && S_ISDIR(st.st_mode))
                 cc.config_drive = media;
-        r = config_drive_open(&cc, labels, "iso9660", &dir, &mounted);
+        r = config_drive_open(&cc, &dir);
         if (r == -ENODEV)
-                return log_error_errno(r, "No CloudStack config drive (label config-2 or CONFIG-2) found.");
+                return config_drive_log_missing(LOG_ERR, &provider_cloudstack_configdrive);
         if (r < 0)
                 return r;
         for (size_t i = 0; r >= 0 && (want & WANT_ATTRIBUTES) && i < ELEMENTSOF(configdrive_files); i++) {
@@ -119,7 +117,6 @@ static int cloudstack_configdrive_fetch(ProviderContext *c, unsigned want, Metad
                 else
                         r = metadata_add_ssh_keys_text(m, data, false, "config drive public_keys.txt");
         }
-        config_drive_close(dir, mounted);
         return r;
 }
 
@@ -131,5 +128,6 @@ const Provider provider_cloudstack_metadata = {
 
 const Provider provider_cloudstack_configdrive = {
         .name = "cloudstack-configdrive",
+        .config_drive = &(const ConfigDrive) { { "config-2", "CONFIG-2" }, "iso9660" },
         .fetch = cloudstack_configdrive_fetch,
 };

@@ -44,20 +44,17 @@ int configdrive_parse_uuid_name(json_t *doc, const char *prefix, bool with_keys,
         return 0;
 }
 
-static int configdrive_fetch(ProviderContext *c, unsigned want, Metadata *m, const char *fstype,
+static int configdrive_fetch(ProviderContext *c, unsigned want, Metadata *m, const Provider *p,
                              const char *prefix, bool with_keys) {
-        static const char *const labels[] = { "config-2", NULL };
-        _cleanup_free_ char *data = NULL;
-        char *dir = NULL;
-        bool mounted = false;
+        _cleanup_free_ char *data = NULL, *dir = NULL;
         json_error_t err;
         json_t *doc = NULL;
         size_t size;
         int r;
 
-        r = config_drive_open(c, labels, fstype, &dir, &mounted);
+        r = config_drive_open(c, &dir);
         if (r == -ENODEV)
-                return log_error_errno(r, "No config drive (label config-2) found.");
+                return config_drive_log_missing(LOG_ERR, p);
         if (r < 0)
                 return r;
         r = config_drive_read(dir, "openstack/latest/meta_data.json", &data, &size);
@@ -69,24 +66,25 @@ static int configdrive_fetch(ProviderContext *c, unsigned want, Metadata *m, con
         else
                 r = configdrive_parse_uuid_name(doc, prefix, with_keys, want, m);
         json_decref(doc);
-        config_drive_close(dir, mounted);
         return r;
 }
 
 static int ibmcloud_classic_fetch(ProviderContext *c, unsigned want, Metadata *m) {
-        return configdrive_fetch(c, want, m, "vfat", "IBMCLOUD_CLASSIC", false);
+        return configdrive_fetch(c, want, m, &provider_ibmcloud_classic, "IBMCLOUD_CLASSIC", false);
 }
 
 static int powervs_fetch(ProviderContext *c, unsigned want, Metadata *m) {
-        return configdrive_fetch(c, want, m, "iso9660", "POWERVS", true);
+        return configdrive_fetch(c, want, m, &provider_powervs, "POWERVS", true);
 }
 
 const Provider provider_ibmcloud_classic = {
         .name = "ibmcloud-classic",
+        .config_drive = &(const ConfigDrive) { { "config-2" }, "vfat" },
         .fetch = ibmcloud_classic_fetch,
 };
 
 const Provider provider_powervs = {
         .name = "powervs",
+        .config_drive = &(const ConfigDrive) { { "config-2" }, "iso9660" },
         .fetch = powervs_fetch,
 };

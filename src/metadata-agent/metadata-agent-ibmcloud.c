@@ -202,14 +202,12 @@ int ibmcloud_parse_vendor_data(const char *data, size_t size, Metadata *m) {
 }
 
 static int ibmcloud_fetch(ProviderContext *c, unsigned want, Metadata *m) {
-        static const char *const labels[] = { "cidata", NULL };
-        char *dir = NULL;
-        bool mounted = false;
+        _cleanup_free_ char *dir = NULL;
         int r;
 
-        r = config_drive_open(c, labels, "iso9660", &dir, &mounted);
+        r = config_drive_open(c, &dir);
         if (r == -ENODEV)
-                return log_error_errno(r, "No IBM Cloud config drive (label cidata) found.");
+                return config_drive_log_missing(LOG_ERR, &provider_ibmcloud);
         if (r < 0)
                 return r;
         if (want & (WANT_ATTRIBUTES | WANT_HOSTNAME)) {
@@ -229,11 +227,11 @@ static int ibmcloud_fetch(ProviderContext *c, unsigned want, Metadata *m) {
                 else
                         r = ibmcloud_parse_vendor_data(data, size, m);
         }
-        config_drive_close(dir, mounted);
         return r;
 }
 
 const Provider provider_ibmcloud = {
         .name = "ibmcloud",
+        .config_drive = &(const ConfigDrive) { { "cidata" }, "iso9660" },
         .fetch = ibmcloud_fetch,
 };

@@ -3,7 +3,6 @@
  * (label cidata, meta-data), both iso9660; without either the provider gives nothing (spec §5.20).
  * Attributes, hostname and SSH keys as in afterburn 5.10; the main-branch additions (KUBEVIRT_IPV4/IPV6,
  * network units, initrd kargs) are not produced. */
-#include <sys/wait.h>
 
 #include "log.h"
 #include "metadata-agent-parsers.h"
@@ -66,34 +65,19 @@ int kubevirt_parse(json_t *meta, unsigned want, Metadata *m) {
         return 0;
 }
 
-static void modprobe_virtio_blk(void) {
-        pid_t pid = fork();
-        if (pid < 0)
-                return;
-        if (pid == 0) {
-                execlp("modprobe", "modprobe", "virtio_blk", (char *) NULL);
-                _exit(127);
-        }
-        (void) waitpid(pid, NULL, 0);
-}
-
 static int kubevirt_fetch(ProviderContext *c, unsigned want, Metadata *m) {
-        static const char *const config2[] = { "config-2", NULL }, *const cidata[] = { "cidata", NULL };
-        _cleanup_free_ char *data = NULL;
+        _cleanup_free_ char *data = NULL, *dir = NULL;
         const char *file = "openstack/latest/meta_data.json";
-        char *dir = NULL;
-        bool mounted = false;
         json_t *meta = NULL;
         size_t size;
         int r;
 
-        if (!c->config_drive)
-                modprobe_virtio_blk();
-        r = config_drive_open(c, config2, "iso9660", &dir, &mounted);
-        if (r == -ENODEV)
-                r = config_drive_open(c, cidata, "iso9660", &dir, &mounted);
+        /* metadata-agent-config-drive.service loads virtio_blk (modprobe@virtio_blk.service) and
+         * mounts the config-2 drive, else the cidata one. */
+        r = config_drive_open(c, &dir);
         if (r == -ENODEV) {
-                log_warning("No KubeVirt config-2 or cidata drive found, nothing to do.");
+                config_drive_log_missing(LOG_WARNING, &provider_kubevirt);
+                log_warning("Nothing to do.");
                 return 0;
         }
         if (r < 0)
@@ -113,11 +97,11 @@ static int kubevirt_fetch(ProviderContext *c, unsigned want, Metadata *m) {
                         r = kubevirt_parse(meta, want, m);
         }
         json_decref(meta);
-        config_drive_close(dir, mounted);
         return r;
 }
 
 const Provider provider_kubevirt = {
         .name = "kubevirt",
+        .config_drive = &(const ConfigDrive) { { "config-2", "cidata" }, "iso9660" },
         .fetch = kubevirt_fetch,
 };

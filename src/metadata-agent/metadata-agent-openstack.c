@@ -90,15 +90,13 @@ static int load_json(const char *dir, const char *path, bool required, json_t **
 }
 
 static int openstack_config_drive(ProviderContext *c, unsigned want, Metadata *m) {
-        static const char *const labels[] = { "config-2", NULL };
-        char *dir = NULL;
-        bool mounted = false;
+        _cleanup_free_ char *dir = NULL;
         json_t *meta = NULL, *ec2 = NULL;
         int r;
 
-        r = config_drive_open(c, labels, "iso9660", &dir, &mounted);
+        r = config_drive_open(c, &dir);
         if (r == -ENODEV)
-                return log_info_errno(r, "No config drive (label config-2) found.");
+                return config_drive_log_missing(LOG_INFO, &provider_openstack);
         if (r < 0)
                 return r;
         r = load_json(dir, "openstack/latest/meta_data.json", true, &meta);
@@ -108,7 +106,6 @@ static int openstack_config_drive(ProviderContext *c, unsigned want, Metadata *m
                 r = openstack_parse_config_drive(meta, ec2, want, m);
         json_decref(meta);
         json_decref(ec2);
-        config_drive_close(dir, mounted);
         return r;
 }
 
@@ -187,6 +184,7 @@ static int openstack_fetch(ProviderContext *c, unsigned want, Metadata *m) {
 
 const Provider provider_openstack = {
         .name = "openstack",
+        .config_drive = &(const ConfigDrive) { { "config-2" }, "iso9660" },
         .env_name = "OPENSTACK",
         .default_url = "http://169.254.169.254",
         .fetch = openstack_fetch,

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
+#include <fcntl.h>
 #include <time.h>
 
 #include "fileio.h"
@@ -271,80 +270,72 @@ json_t *json_path(json_t *obj, const char *path) {
         return cur;
 }
 
-static void udevadm_settle(void) {
-        pid_t pid = fork();
-        if (pid < 0)
-                return;
-        if (pid == 0) {
-                execlp("udevadm", "udevadm", "settle", (char *) NULL);
-                _exit(127);
-        }
-        (void) waitpid(pid, NULL, 0);
+const char *config_drive_dir(void) {
+        const char *e = getenv("SWITCHYARD_METADATA_CONFIG_DRIVE_DIR");
+        return !isempty(e) ? e : CONFIG_DRIVE_DIR;
 }
 
-int config_drive_open(const ProviderContext *c, const char *const *labels, const char *fstype, char **ret_dir,
-                      bool *ret_mounted) {
-        _cleanup_free_ char *dir = NULL;
-        int r = -ENOENT;
+const char *config_drive_labels(const ConfigDrive *d) {
+        static char buf[64];
+        size_t n = 0;
 
-        if (c->config_drive) {
+        buf[0] = '\0';
+        for (size_t i = 0; i < ELEMENTSOF(d->labels) && d->labels[i]; i++) {
+                int k = snprintf(buf + n, sizeof(buf) - n, "%s%s", i > 0 ? " or " : "", d->labels[i]);
+                if (k < 0 || (size_t) k >= sizeof(buf) - n)
+                        break;
+                n += (size_t) k;
+        }
+        return buf;
+}
+
+int config_drive_is_mounted(const char *path) {
+        _cleanup_free_ char *parent = NULL;
+        struct statx sx;
+        struct stat a, b;
+
+        if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE, &sx) < 0)
+                return -errno;
+        if (!S_ISDIR(sx.stx_mode))
+                return -ENOTDIR;
+        if (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)
+                return !!(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+        if (asprintf(&parent, "%s/..", path) < 0)
+                return -ENOMEM;
+        if (stat(path, &a) < 0 || stat(parent, &b) < 0)
+                return -errno;
+        return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
+}
+
+int config_drive_open(const ProviderContext *c, char **ret_dir) {
+        const char *dir = c->config_drive;
+        char *copy;
+        int r;
+
+        if (dir) {
                 struct stat st;
-                if (stat(c->config_drive, &st) < 0 || !S_ISDIR(st.st_mode))
-                        return log_error_errno(errno ?: ENOTDIR, "Config drive directory %s: %m", c->config_drive);
-                dir = strdup(c->config_drive);
-                if (!dir)
-                        return -ENOMEM;
-                *ret_dir = TAKE_PTR(dir);
-                *ret_mounted = false;
-                return 0;
+                if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                        return log_error_errno(errno ?: ENOTDIR, "Config drive directory %s: %m", dir);
+        } else {
+                dir = config_drive_dir();
+                r = config_drive_is_mounted(dir);
+                if (r == -ENOENT || r == 0)
+                        return -ENODEV;
+                if (r < 0)
+                        return log_error_errno(r, "Failed to check the config drive mount point %s: %m", dir);
         }
-        bool any = false;
-        for (const char *const *l = labels; *l; l++) {
-                _cleanup_free_ char *dev = NULL;
-                if (asprintf(&dev, "/dev/disk/by-label/%s", *l) < 0)
-                        return -ENOMEM;
-                any = any || access(dev, F_OK) >= 0;
-        }
-        if (!any)
-                return -ENODEV;
-        dir = strdup("/tmp/afterburn-XXXXXX");
-        if (!dir || !mkdtemp(dir))
-                return log_error_errno(dir ? errno : ENOMEM, "Failed to create a mount point: %m");
-        for (const char *const *l = labels; *l; l++) {
-                _cleanup_free_ char *dev = NULL;
-                unsigned delay = 1;
-
-                if (asprintf(&dev, "/dev/disk/by-label/%s", *l) < 0)
-                        return -ENOMEM;
-                if (access(dev, F_OK) < 0)
-                        continue;
-                for (unsigned attempt = 0; attempt <= 3; attempt++) {
-                        if (mount(dev, dir, fstype, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) >= 0) {
-                                *ret_dir = TAKE_PTR(dir);
-                                *ret_mounted = true;
-                                return 0;
-                        }
-                        r = -errno;
-                        log_info_errno(r, "Mounting %s failed (%m), retrying.", dev);
-                        udevadm_settle();
-                        sleep(delay);
-                        delay *= 2;
-                }
-        }
-        (void) rmdir(dir);
-        return log_error_errno(r, "No usable config drive found: %m");
+        copy = strdup(dir);
+        if (!copy)
+                return -ENOMEM;
+        *ret_dir = copy;
+        return 0;
 }
 
-void config_drive_close(char *dir, bool mounted) {
-        if (!dir)
-                return;
-        if (mounted) {
-                if (umount2(dir, 0) < 0)
-                        log_warning_errno(errno, "Failed to unmount %s: %m", dir);
-                else
-                        (void) rmdir(dir);
-        }
-        free(dir);
+int config_drive_log_missing(int level, const Provider *p) {
+        log_full(level, "No %s config drive (label %s, %s) is mounted at %s; metadata-agent-config-drive.service "
+                        "mounts it there, --config-drive DIR names another directory.",
+                 p->name, config_drive_labels(p->config_drive), p->config_drive->fstype, config_drive_dir());
+        return -ENODEV;
 }
 
 int config_drive_read(const char *dir, const char *path, char **ret, size_t *ret_size) {

@@ -282,16 +282,14 @@ static int load_yaml(const char *dir, const char *name, json_t **ret) {
 }
 
 static int proxmoxve_load(ProviderContext *c, unsigned want, Metadata *m, char **ret_kargs) {
-        static const char *const labels[] = { "cidata", NULL };
-        _cleanup_free_ char *user_data = NULL;
+        _cleanup_free_ char *user_data = NULL, *dir = NULL;
         json_t *meta = NULL, *vendor = NULL, *net = NULL;
-        char *dir = NULL;
-        bool mounted = false;
         int r;
 
-        r = config_drive_open(c, labels, "iso9660", &dir, &mounted);
+        r = config_drive_open(c, &dir);
         if (r == -ENODEV) {
-                log_warning("No Proxmox VE cidata drive found, nothing to do.");
+                config_drive_log_missing(LOG_WARNING, &provider_proxmoxve);
+                log_warning("Nothing to do.");
                 return 0;
         }
         if (r < 0)
@@ -310,7 +308,6 @@ static int proxmoxve_load(ProviderContext *c, unsigned want, Metadata *m, char *
         json_decref(meta);
         json_decref(vendor);
         json_decref(net);
-        config_drive_close(dir, mounted);
         return r;
 }
 
@@ -330,6 +327,7 @@ static int proxmoxve_network_kargs(ProviderContext *c, char **ret) {
 
 const Provider provider_proxmoxve = {
         .name = "proxmoxve",
+        .config_drive = &(const ConfigDrive) { { "cidata" }, "iso9660" },
         .fetch = proxmoxve_fetch,
         .network_kargs = proxmoxve_network_kargs,
         .network_units = true,

@@ -646,11 +646,10 @@ def test_proxmoxve_broken_drive(agent, fixtures_dir, tmp_path):
 
 
 def test_proxmoxve_without_drive_is_a_noop(agent, tmp_path):
-    if os.path.exists("/dev/disk/by-label/cidata"):
-        pytest.skip("this machine has a cidata drive")
     out = tmp_path / "attrs"
-    p = run(agent, ["--provider", "proxmoxve", "--attributes", str(out)])
-    assert "No Proxmox VE cidata drive" in p.stderr
+    p = run(agent, ["--provider", "proxmoxve", "--attributes", str(out)],
+            env={"SWITCHYARD_METADATA_CONFIG_DRIVE_DIR": str(tmp_path / "config-drive")})
+    assert f"No proxmoxve config drive (label cidata, iso9660) is mounted at {tmp_path / 'config-drive'}" in p.stderr
     assert out.read_text() == ""
 
 

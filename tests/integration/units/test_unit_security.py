@@ -1,4 +1,5 @@
-"""Every installed service scores <= 2.0 with `systemd-analyze security --offline=yes`."""
+"""Every installed service scores <= 2.0 with `systemd-analyze security --offline=yes`, except the
+few listed in LIMITS, which say why and are held to their own ceiling."""
 import re
 import shutil
 import subprocess
@@ -8,6 +9,12 @@ import pytest
 from units_common import SCORES, installed_root, score_summary, source_units  # noqa: F401 (fixtures)
 
 LIMIT = 2.0
+# metadata-agent-config-drive.service mounts the config drive for the other metadata-agent units, so
+# the mount must land in the host's mount namespace: any of ProtectSystem=, PrivateTmp=, PrivateDevices=,
+# ProtectKernel*=, ProtectProc=, PrivateUsers= would give it a namespace of its own (or take the mount
+# capability away) and the mount would never be seen. It keeps everything else: CAP_SYS_ADMIN alone,
+# block devices read-only, no network, @system-service + @mount. 2.9 today; it may not grow.
+LIMITS = {"metadata-agent-config-drive.service": 2.9}
 SERVICES = [u for u in source_units() if u.endswith(".service")]
 
 
@@ -36,5 +43,12 @@ def test_exposure(installed_root, unit, capsys, score_summary):
     SCORES[unit] = score
     with capsys.disabled():
         print(f"\n{unit}: exposure {score:.1f}")
-    assert score <= LIMIT, f"{unit} exposure {score} > {LIMIT}:\n" + "\n".join(
+    limit = LIMITS.get(unit, LIMIT)
+    assert score <= limit, f"{unit} exposure {score} > {limit}:\n" + "\n".join(
         line for line in table.splitlines() if line.startswith("✗"))
+
+
+def test_exceptions_are_installed_services():
+    """The exceptions stay few and real: each names an installed service."""
+    assert set(LIMITS) <= set(SERVICES)
+    assert all(v < 3.0 for v in LIMITS.values())
