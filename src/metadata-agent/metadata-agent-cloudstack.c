@@ -78,7 +78,7 @@ static int cloudstack_configdrive_fetch(ProviderContext *c, unsigned want, Metad
         /* An already mounted drive (as CloudStack's own tools leave it) is used as it is. */
         if (!cc.config_drive && stat("/media/ConfigDrive/cloudstack/metadata", &st) >= 0 && S_ISDIR(st.st_mode))
                 cc.config_drive = media;
-        r = config_drive_open(&cc, &dir);
+        r = config_drive_open(&cc, &provider_cloudstack_configdrive, &dir);
         if (r == -ENODEV)
                 return config_drive_log_missing(LOG_ERR, &provider_cloudstack_configdrive);
         if (r < 0)
@@ -128,6 +128,6 @@ const Provider provider_cloudstack_metadata = {
 
 const Provider provider_cloudstack_configdrive = {
         .name = "cloudstack-configdrive",
-        .config_drive = &(const ConfigDrive) { { "config-2", "CONFIG-2" }, "iso9660" },
+        .config_drive = &config_drive_cloudstack,
         .fetch = cloudstack_configdrive_fetch,
 };

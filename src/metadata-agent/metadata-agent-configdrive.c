@@ -52,7 +52,7 @@ static int configdrive_fetch(ProviderContext *c, unsigned want, Metadata *m, con
         size_t size;
         int r;
 
-        r = config_drive_open(c, &dir);
+        r = config_drive_open(c, p, &dir);
         if (r == -ENODEV)
                 return config_drive_log_missing(LOG_ERR, p);
         if (r < 0)
@@ -79,12 +79,12 @@ static int powervs_fetch(ProviderContext *c, unsigned want, Metadata *m) {
 
 const Provider provider_ibmcloud_classic = {
         .name = "ibmcloud-classic",
-        .config_drive = &(const ConfigDrive) { { "config-2" }, "vfat" },
+        .config_drive = &config_drive_ibmcloud_classic,
         .fetch = ibmcloud_classic_fetch,
 };
 
 const Provider provider_powervs = {
         .name = "powervs",
-        .config_drive = &(const ConfigDrive) { { "config-2" }, "iso9660" },
+        .config_drive = &config_drive_powervs,
         .fetch = powervs_fetch,
 };

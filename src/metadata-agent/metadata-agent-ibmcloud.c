@@ -205,7 +205,7 @@ static int ibmcloud_fetch(ProviderContext *c, unsigned want, Metadata *m) {
         _cleanup_free_ char *dir = NULL;
         int r;
 
-        r = config_drive_open(c, &dir);
+        r = config_drive_open(c, &provider_ibmcloud, &dir);
         if (r == -ENODEV)
                 return config_drive_log_missing(LOG_ERR, &provider_ibmcloud);
         if (r < 0)
@@ -232,6 +232,6 @@ static int ibmcloud_fetch(ProviderContext *c, unsigned want, Metadata *m) {
 
 const Provider provider_ibmcloud = {
         .name = "ibmcloud",
-        .config_drive = &(const ConfigDrive) { { "cidata" }, "iso9660" },
+        .config_drive = &config_drive_ibmcloud,
         .fetch = ibmcloud_fetch,
 };

@@ -72,9 +72,9 @@ static int kubevirt_fetch(ProviderContext *c, unsigned want, Metadata *m) {
         size_t size;
         int r;
 
-        /* metadata-agent-config-drive.service loads virtio_blk (modprobe@virtio_blk.service) and
-         * mounts the config-2 drive, else the cidata one. */
-        r = config_drive_open(c, &dir);
+        /* The generator's mount units load virtio_blk (modprobe@virtio_blk.service) and mount the
+         * config-2 and the cidata drive; config-2 wins. */
+        r = config_drive_open(c, &provider_kubevirt, &dir);
         if (r == -ENODEV) {
                 config_drive_log_missing(LOG_WARNING, &provider_kubevirt);
                 log_warning("Nothing to do.");
@@ -102,6 +102,6 @@ static int kubevirt_fetch(ProviderContext *c, unsigned want, Metadata *m) {
 
 const Provider provider_kubevirt = {
         .name = "kubevirt",
-        .config_drive = &(const ConfigDrive) { { "config-2", "cidata" }, "iso9660" },
+        .config_drive = &config_drive_kubevirt,
         .fetch = kubevirt_fetch,
 };

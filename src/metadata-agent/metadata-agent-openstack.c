@@ -94,7 +94,7 @@ static int openstack_config_drive(ProviderContext *c, unsigned want, Metadata *m
         json_t *meta = NULL, *ec2 = NULL;
         int r;
 
-        r = config_drive_open(c, &dir);
+        r = config_drive_open(c, &provider_openstack, &dir);
         if (r == -ENODEV)
                 return config_drive_log_missing(LOG_INFO, &provider_openstack);
         if (r < 0)
@@ -184,7 +184,7 @@ static int openstack_fetch(ProviderContext *c, unsigned want, Metadata *m) {
 
 const Provider provider_openstack = {
         .name = "openstack",
-        .config_drive = &(const ConfigDrive) { { "config-2" }, "iso9660" },
+        .config_drive = &config_drive_openstack,
         .env_name = "OPENSTACK",
         .default_url = "http://169.254.169.254",
         .fetch = openstack_fetch,

@@ -275,20 +275,6 @@ const char *config_drive_dir(void) {
         return !isempty(e) ? e : CONFIG_DRIVE_DIR;
 }
 
-const char *config_drive_labels(const ConfigDrive *d) {
-        static char buf[64];
-        size_t n = 0;
-
-        buf[0] = '\0';
-        for (size_t i = 0; i < ELEMENTSOF(d->labels) && d->labels[i]; i++) {
-                int k = snprintf(buf + n, sizeof(buf) - n, "%s%s", i > 0 ? " or " : "", d->labels[i]);
-                if (k < 0 || (size_t) k >= sizeof(buf) - n)
-                        break;
-                n += (size_t) k;
-        }
-        return buf;
-}
-
 int config_drive_is_mounted(const char *path) {
         _cleanup_free_ char *parent = NULL;
         struct statx sx;
@@ -307,33 +293,43 @@ int config_drive_is_mounted(const char *path) {
         return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
 }
 
-int config_drive_open(const ProviderContext *c, char **ret_dir) {
-        const char *dir = c->config_drive;
+int config_drive_open(const ProviderContext *c, const Provider *p, char **ret_dir) {
+        const ConfigDrive *d = p->config_drive;
         char *copy;
         int r;
 
-        if (dir) {
+        if (c->config_drive) {
                 struct stat st;
-                if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-                        return log_error_errno(errno ?: ENOTDIR, "Config drive directory %s: %m", dir);
-        } else {
-                dir = config_drive_dir();
-                r = config_drive_is_mounted(dir);
-                if (r == -ENOENT || r == 0)
-                        return -ENODEV;
-                if (r < 0)
-                        return log_error_errno(r, "Failed to check the config drive mount point %s: %m", dir);
+                if (stat(c->config_drive, &st) < 0 || !S_ISDIR(st.st_mode))
+                        return log_error_errno(errno ?: ENOTDIR, "Config drive directory %s: %m", c->config_drive);
+                copy = strdup(c->config_drive);
+                if (!copy)
+                        return -ENOMEM;
+                *ret_dir = copy;
+                return 0;
         }
-        copy = strdup(dir);
-        if (!copy)
-                return -ENOMEM;
-        *ret_dir = copy;
-        return 0;
+        for (size_t i = 0; i < ELEMENTSOF(d->labels) && d->labels[i]; i++) {
+                if (asprintf(&copy, "%s/%s", config_drive_dir(), d->labels[i]) < 0)
+                        return -ENOMEM;
+                r = config_drive_is_mounted(copy);
+                if (r > 0) {
+                        log_debug("Reading the %s config drive (label %s) at %s.", p->name, d->labels[i], copy);
+                        *ret_dir = copy;
+                        return 0;
+                }
+                if (r < 0 && r != -ENOENT) {
+                        log_error_errno(r, "Failed to check the config drive mount point %s: %m", copy);
+                        free(copy);
+                        return r;
+                }
+                free(copy);
+        }
+        return -ENODEV;
 }
 
 int config_drive_log_missing(int level, const Provider *p) {
-        log_full(level, "No %s config drive (label %s, %s) is mounted at %s; metadata-agent-config-drive.service "
-                        "mounts it there, --config-drive DIR names another directory.",
+        log_full(level, "No %s config drive (label %s, %s) is mounted at %s/LABEL; metadata-agent-generator(8) "
+                        "has PID 1 mount it there, --config-drive DIR names another directory.",
                  p->name, config_drive_labels(p->config_drive), p->config_drive->fstype, config_drive_dir());
         return -ENODEV;
 }

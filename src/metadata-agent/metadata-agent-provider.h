@@ -4,6 +4,7 @@
 /* The table of providers and what they share. Each provider lives in metadata-agent-<name>.c and fills a
  * Metadata with what was asked for; nothing is written to disk by providers. */
 
+#include "metadata-agent-drives.h"
 #include "metadata-agent-fetch.h"
 #include "metadata-agent-metadata.h"
 
@@ -19,17 +20,6 @@ typedef struct ProviderContext {
         const char *base_url;     /* --base-url: replaces the provider's main base address */
         const char *config_drive; /* --config-drive: an already mounted config drive / cidata tree */
 } ProviderContext;
-
-/* The config drive a provider reads (spec §4.5 and the provider's section): the first label found
- * wins, in this order; the filesystem type it is mounted with. */
-typedef struct ConfigDrive {
-        const char *labels[3]; /* NULL-terminated */
-        const char *fstype;
-} ConfigDrive;
-
-/* Where metadata-agent-config-drive.service (`metadata-agent mount-config-drive`) mounts the drive and
- * where the providers look for it; SWITCHYARD_METADATA_CONFIG_DRIVE_DIR replaces it (for tests). */
-#define CONFIG_DRIVE_DIR "/run/metadata-agent/config-drive"
 
 typedef struct Provider {
         const char *name;
@@ -103,18 +93,17 @@ int json_member_string(json_t *obj, const char *key, const char **ret);
 /* Follows "a.b.c" through objects. */
 json_t *json_path(json_t *obj, const char *path);
 
-/* The directory the drive is mounted at: SWITCHYARD_METADATA_CONFIG_DRIVE_DIR, else CONFIG_DRIVE_DIR. */
+/* The directory the drives are mounted below: SWITCHYARD_METADATA_CONFIG_DRIVE_DIR, else CONFIG_DRIVE_DIR. */
 const char *config_drive_dir(void);
 /* > 0 if path is the root of a mounted file system (STATX_ATTR_MOUNT_ROOT, else a device change against
  * the parent directory), 0 if a plain directory, -ENOENT if missing. */
 int config_drive_is_mounted(const char *path);
-/* "config-2 or CONFIG-2" (static buffer). */
-const char *config_drive_labels(const ConfigDrive *d);
-/* Locates the provider's config drive: --config-drive if given (it must be a directory), else
- * config_drive_dir() if a file system is mounted there. This process never mounts anything.
- * -ENODEV (not logged) when nothing is mounted there: the caller says so with config_drive_log_missing(). */
-int config_drive_open(const ProviderContext *c, char **ret_dir);
-/* Logs at level that no drive with the provider's labels is mounted at config_drive_dir(); returns -ENODEV. */
+/* Locates p's config drive: --config-drive if given (it must be a directory), else the first
+ * config_drive_dir()/LABEL, in the order of p's labels, that a file system is mounted on (PID 1 mounts
+ * them with the units metadata-agent-generator writes). This process never mounts anything.
+ * -ENODEV (not logged) when none is mounted: the caller says so with config_drive_log_missing(). */
+int config_drive_open(const ProviderContext *c, const Provider *p, char **ret_dir);
+/* Logs at level that no drive with p's labels is mounted below config_drive_dir(); returns -ENODEV. */
 int config_drive_log_missing(int level, const Provider *p);
 /* Reads a file of the config drive (capped at METADATA_BODY_MAX); -ENOENT if missing. */
 int config_drive_read(const char *dir, const char *path, char **ret, size_t *ret_size);

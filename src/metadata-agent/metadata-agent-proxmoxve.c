@@ -286,7 +286,7 @@ static int proxmoxve_load(ProviderContext *c, unsigned want, Metadata *m, char *
         json_t *meta = NULL, *vendor = NULL, *net = NULL;
         int r;
 
-        r = config_drive_open(c, &dir);
+        r = config_drive_open(c, &provider_proxmoxve, &dir);
         if (r == -ENODEV) {
                 config_drive_log_missing(LOG_WARNING, &provider_proxmoxve);
                 log_warning("Nothing to do.");
@@ -327,7 +327,7 @@ static int proxmoxve_network_kargs(ProviderContext *c, char **ret) {
 
 const Provider provider_proxmoxve = {
         .name = "proxmoxve",
-        .config_drive = &(const ConfigDrive) { { "cidata" }, "iso9660" },
+        .config_drive = &config_drive_proxmoxve,
         .fetch = proxmoxve_fetch,
         .network_kargs = proxmoxve_network_kargs,
         .network_units = true,

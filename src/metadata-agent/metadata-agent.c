@@ -7,7 +7,6 @@
 #include "http.h"
 #include "log.h"
 #include "metadata-agent-cmdline.h"
-#include "metadata-agent-mount.h"
 #include "metadata-agent-output.h"
 #include "metadata-agent-provider.h"
 #if HAVE_VARLINK
@@ -83,9 +82,7 @@ static const struct option options[] = {
 static void help(const char *prog) {
         printf("%s [multi] (--provider NAME | --cmdline) [ACTIONS...] [OPTIONS...]\n"
                "%s exp rd-network-kargs (--provider NAME | --cmdline) --default-value ARGS\n"
-               "%s varlink [--listen PATH]\n"
-               "%s mount-config-drive (--provider NAME | --cmdline) [--config-drive DIR]\n"
-               "%s umount-config-drive [--config-drive DIR]\n\n"
+               "%s varlink [--listen PATH]\n\n"
                "Fetches cloud metadata like Flatcar's coreos-metadata (afterburn). Single-dash long options\n"
                "(-provider, -attributes, ...) are accepted as in Flatcar's units.\n\n"
                "Actions:\n"
@@ -106,11 +103,11 @@ static void help(const char *prog) {
                "  --cmdline-file FILE      read the kernel command line from FILE\n"
                "  --base-url URL           replace the provider's metadata address\n"
                "  --config-drive DIR       use a mounted config drive tree (default: what is\n"
-               "                           mounted at " CONFIG_DRIVE_DIR ");\n"
-               "                           for mount-config-drive: where to mount it\n"
+               "                           mounted at " CONFIG_DRIVE_DIR "/LABEL,\n"
+               "                           see metadata-agent-generator(8))\n"
                "  --json                   print what was fetched as JSON\n"
                "  --help, --version\n\nProviders:",
-               prog, prog, prog, prog, prog);
+               prog, prog, prog);
         for (const char *const *n = provider_names(); *n; n++)
                 printf(" %s", *n);
         printf("\n");
@@ -311,26 +308,6 @@ static int run_network_kargs(const Args *a) {
         return output_write_network_kargs(a->root, a->default_value);
 }
 
-/* The only privileged part: run by metadata-agent-config-drive.service before the services that parse. */
-static int run_mount_config_drive(const Args *a) {
-        _cleanup_free_ char *name = NULL;
-        const Provider *p;
-        FetchPolicy policy;
-        int r;
-
-        r = resolve_provider_name(a, &name);
-        if (r < 0)
-                return r;
-        r = lookup_provider(name, &p);
-        if (r < 0)
-                return r;
-        r = fetch_policy_from_env(&policy); /* SWITCHYARD_METADATA_BACKOFF_MS: the first retry's delay */
-        if (r < 0)
-                return r;
-        r = config_drive_mount(p, a->config_drive ?: config_drive_dir(), policy.backoff_ms);
-        return r < 0 ? r : 0;
-}
-
 /* afterburn's translate_legacy_args(): a first argument starting with '-' means the legacy
  * coreos-metadata syntax, i.e. the "multi" subcommand with single-dash long options. */
 static char **translate_legacy(int argc, char **argv, int *ret_argc) {
@@ -456,10 +433,6 @@ int main(int argc, char **argv) {
                 r = run_multi(&a);
         else if (streq(verb, "rd-network-kargs"))
                 r = run_network_kargs(&a);
-        else if (streq(verb, "mount-config-drive"))
-                r = run_mount_config_drive(&a);
-        else if (streq(verb, "umount-config-drive"))
-                r = config_drive_umount(a.config_drive ?: config_drive_dir());
 #if HAVE_VARLINK
         else if (streq(verb, "varlink"))
                 r = metadata_varlink_run(listen, a.style, a.base_url, a.config_drive, a.cmdline_file);

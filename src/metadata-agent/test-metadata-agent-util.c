@@ -133,6 +133,26 @@ static void test_provider_table(void **state) {
                 assert_string_equal(provider_find(*n)->name, *n);
 }
 
+/* metadata-agent-generator mounts exactly the drives the providers read: the generator's lookup by name
+ * gives every provider's own ConfigDrive, and nothing for the others. */
+static void test_config_drive_table(void **state) {
+        unsigned n = 0;
+
+        for (const char *const *name = provider_names(); *name; name++) {
+                const Provider *p = provider_find(*name);
+                assert_non_null(p);
+                assert_ptr_equal(config_drive_find(*name), p->config_drive);
+                n += !!p->config_drive;
+        }
+        assert_int_equal(n, 7);
+        assert_null(config_drive_find("ec2"));
+        assert_null(config_drive_find("cloudstack"));
+        assert_string_equal(config_drive_labels(config_drive_find("kubevirt")), "config-2 or cidata");
+        assert_string_equal(config_drive_find("ibmcloud-classic")->fstype, "vfat");
+        assert_true(config_drive_find("kubevirt")->needs_virtio_blk);
+        assert_false(config_drive_find("openstack")->needs_virtio_blk);
+}
+
 static void test_no_proxy(void **state) {
         char *v;
 
@@ -153,6 +173,7 @@ int main(void) {
                 cmocka_unit_test(test_attribute_names), cmocka_unit_test(test_hostname_truncate),
                 cmocka_unit_test(test_key_text),      cmocka_unit_test(test_ec2_key_list),
                 cmocka_unit_test(test_provider_table), cmocka_unit_test(test_no_proxy),
+                cmocka_unit_test(test_config_drive_table),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -649,7 +649,7 @@ def test_proxmoxve_without_drive_is_a_noop(agent, tmp_path):
     out = tmp_path / "attrs"
     p = run(agent, ["--provider", "proxmoxve", "--attributes", str(out)],
             env={"SWITCHYARD_METADATA_CONFIG_DRIVE_DIR": str(tmp_path / "config-drive")})
-    assert f"No proxmoxve config drive (label cidata, iso9660) is mounted at {tmp_path / 'config-drive'}" in p.stderr
+    assert f"No proxmoxve config drive (label cidata, iso9660) is mounted at {tmp_path / 'config-drive'}/LABEL" in p.stderr
     assert out.read_text() == ""
 
 

@@ -269,6 +269,10 @@ def test_dropins_apply(doc, installed_root, tmp_path, score_summary):
         [str(installed_root / "usr/bin/metadata-agent"), "--help"], capture_output=True, text=True).stdout).group(1).split()
     names = []
     for u in load(doc)["systemd"]["units"]:
+        if u.get("contents"):
+            # A unit the snippet writes itself (e.g. a config drive's .mount) is checked with the others.
+            (unitdir / u["name"]).write_text(u["contents"])
+            names.append(u["name"])
         if not u.get("dropins") or not installed_unit(installed_root, u["name"]).exists():
             continue  # drop-ins for Flatcar's own units (sshd, docker) cannot be checked here
         for d in u["dropins"]:
@@ -287,7 +291,7 @@ def test_dropins_apply(doc, installed_root, tmp_path, score_summary):
         and (m.group(1) in FLATCAR_TOOLS or (installed_root / m.group(1).lstrip("/")).is_file()))]
     assert not problems, "\n".join(problems)
     # Informational: the exposure of the unit with the drop-in (a config-drive drop-in costs some).
-    for n in names:
+    for n in (n for n in names if n.endswith(".service")):
         r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", n],
                            capture_output=True, text=True, env=env, cwd=tmp_path)
         m = re.search(r"Overall exposure level for \S+: (\d+\.\d)", r.stdout)
@@ -309,3 +313,39 @@ def test_hardening_conf_is_accepted(doc, installed_root, tmp_path):
     r = subprocess.run([str(installed_root / "usr/bin/hardening"), f"--root={tmp_path}", "audit"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode in (0, 2), f"hardening rejected {doc.name}: {r.stderr}"
+
+
+MOUNT_DOCS = [d for d in DOCS if any(u["name"].endswith(".mount") for u in load(d).get("systemd", {}).get("units", []))]
+
+
+@pytest.mark.parametrize("doc", MOUNT_DOCS, ids=lambda d: d.name)
+def test_mount_units_are_the_generators(doc, installed_root, tmp_path):
+    """A snippet that writes config drive mounts writes what the installed metadata-agent-generator writes
+    for the provider it names (only the generator's comment line differs), and its drop-ins want and
+    follow exactly those mounts."""
+    units = load(doc)["systemd"]["units"]
+    provider = {p for u in units for d in u.get("dropins", [])
+                for p in re.findall(r"COREOS_METADATA_OPT_PROVIDER=--provider=(\S+)", d["contents"])}
+    assert len(provider) == 1, f"{doc.name} names {provider}"
+    provider = provider.pop()
+    gens = list(installed_root.glob("usr/lib/systemd/system-generators/metadata-agent-generator"))
+    assert gens, "metadata-agent-generator is not installed"
+    (tmp_path / "cmdline").write_text(f"flatcar.oem.id={provider}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    r = subprocess.run([str(gens[0]), str(out)], env={"SWITCHYARD_METADATA_CMDLINE": str(tmp_path / "cmdline")},
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+    def body(text):
+        return "".join(l for l in text.splitlines(keepends=True) if not l.startswith("#"))
+    generated = {p.name: body(p.read_text()) for p in out.glob("*.mount")}
+    written = {u["name"]: body(u["contents"]) for u in units if u["name"].endswith(".mount")}
+    assert written == generated
+    for u in units:
+        if u["name"].endswith(".device"):
+            assert (out / f"{u['name']}.d").is_dir(), f"{u['name']}: the generator writes no drop-in for it"
+        for d in u.get("dropins", []):
+            if u["name"].startswith("metadata-agent"):
+                deps = {k: set(v.split()) for k, v in re.findall(r"^(Wants|After)=(.*)$", d["contents"], re.M)}
+                assert deps == {"Wants": set(generated), "After": set(generated)}, f"{u['name']}: {deps}"

@@ -114,6 +114,18 @@ def test_man_pages_installed(installed_root):
         assert page.is_file(), f"no interface page {page.name} for {idl.name}"
 
 
+def test_generator_installed_with_its_page(installed_root):
+    """metadata-agent-generator goes where systemd runs generators from (pkg-config systemd
+    systemdsystemgeneratordir below the prefix) and its page lists every option of its --help."""
+    gen = installed_root / "usr/lib/systemd/system-generators/metadata-agent-generator"
+    assert gen.is_file() and os.access(gen, os.X_OK), f"{gen} is not installed"
+    page = (installed_root / "usr/share/man/man8/metadata-agent-generator.8").read_text()
+    r = subprocess.run([str(gen), "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    for opt in set(re.findall(r"--[a-z][a-z-]*", r.stdout)):
+        assert opt.replace("-", "\\-") in page, f"{opt} is not in metadata-agent-generator(8)"
+
+
 def test_varlink_idl_installed_matches_source(installed_root):
     d = installed_root / "usr/share/varlink"
     if not d.is_dir():

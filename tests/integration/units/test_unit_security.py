@@ -9,12 +9,8 @@ import pytest
 from units_common import SCORES, installed_root, score_summary, source_units  # noqa: F401 (fixtures)
 
 LIMIT = 2.0
-# metadata-agent-config-drive.service mounts the config drive for the other metadata-agent units, so
-# the mount must land in the host's mount namespace: any of ProtectSystem=, PrivateTmp=, PrivateDevices=,
-# ProtectKernel*=, ProtectProc=, PrivateUsers= would give it a namespace of its own (or take the mount
-# capability away) and the mount would never be seen. It keeps everything else: CAP_SYS_ADMIN alone,
-# block devices read-only, no network, @system-service + @mount. 2.9 today; it may not grow.
-LIMITS = {"metadata-agent-config-drive.service": 2.9}
+# No exceptions: metadata-agent's config drive is mounted by PID 1 (metadata-agent-generator).
+LIMITS = {}
 SERVICES = [u for u in source_units() if u.endswith(".service")]
 
 
