@@ -37,6 +37,23 @@ def run(pw, *args, input=None, env=None, check=False, timeout=120):
     return p
 
 
+def stop_service(proc, timeout=10):
+    """Stops a payload-writer service process (SIGTERM, then SIGKILL); returns what it wrote to stderr
+    and checks that the sanitizers found nothing."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+    assert "ERROR: AddressSanitizer" not in err and "runtime error" not in err, err
+    return err
+
+
 def error_code(proc):
     """The spec §1.6 code named in payload-writer's one-line error ("error N (Name): ...")."""
     text = proc.stderr.decode()

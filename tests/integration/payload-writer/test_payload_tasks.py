@@ -73,13 +73,7 @@ def limited_service(pw, keys, tmp_path):
     procs = []
     yield start
     for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+        pl.stop_service(proc)
     for cg in made:
         cg.rmdir()
 

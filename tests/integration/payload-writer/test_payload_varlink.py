@@ -48,16 +48,7 @@ def service(pw, keys, tmp_path):
         varlink.wait_for_socket(str(sock), process=proc)
         yield sock, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        err = proc.stderr.read().decode()
-        proc.stdout.close()
-        proc.stderr.close()
-        assert "ERROR: AddressSanitizer" not in err and "runtime error" not in err, err
+        pl.stop_service(proc)
 
 
 def feed(data):
