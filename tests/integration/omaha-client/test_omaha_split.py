@@ -13,6 +13,7 @@ import pytest
 
 from omaha_env import skip_unless_built, FAST_SCHEDULE, Daemon, make_root
 from omaha_server import OmahaServer
+import procview
 
 pytestmark = skip_unless_built()
 
@@ -164,18 +165,15 @@ def test_helper_found_under_the_units_proc_view(program, tmp_path):
     """omaha-client.service has ProtectProc=invisible: the daemon still finds the helper beside its own
     executable (/proc/self/exe) and the check runs (no server answers here: error 2000, not a failure to
     start the job)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a procfs in a new namespace needs root")
-    if not shutil.which("unshare"):
-        pytest.skip("unshare(1) (util-linux) is not installed")
+    why = procview.unavailable()
+    if why:
+        pytest.skip(why)
     unit = (pathlib.Path(__file__).resolve().parents[3] / "units/omaha-client/omaha-client.service.in").read_text()
     assert "ProtectProc=invisible" in unit.splitlines()
     root = make_root(tmp_path / "root", server="http://127.0.0.1:9/v1/update/", switchyard_conf=FAST_SCHEDULE)
     sock = tmp_path / "omaha.sock"
     log = open(tmp_path / "daemon.log", "w+")
-    proc = subprocess.Popen(["unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
-                             "sh", "-c", 'mount -t proc -o hidepid=invisible proc /proc && exec "$@"', "sh",
-                             str(program("omaha-client")), f"--root={root}", f"--listen={sock}", "--dbus=no",
+    proc = subprocess.Popen([*procview.prefix(procview.proc_mount_options(unit)), str(program("omaha-client")), f"--root={root}", f"--listen={sock}", "--dbus=no",
                              "daemon"], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: sock.exists() or proc.poll() is not None, what="the daemon's socket")

@@ -4,9 +4,7 @@ systemd mounts a private procfs with hidepid=/subset= for these settings. ProcSu
 /proc/cmdline, /proc/sys and /proc/misc, which some programs read: omaha-client crash-looped in the
 VM proof with "Failed to read the boot id" before its unit dropped ProcSubset=pid. These tests build
 the same procfs with unshare(1) and mount(8) and run the real programs in it."""
-import os
 import pathlib
-import shutil
 import subprocess
 import sys
 import time
@@ -16,8 +14,7 @@ from units_common import SOURCE_DIR
 
 sys.path.insert(0, str(SOURCE_DIR / "tests" / "integration" / "omaha-client"))
 import omaha_env  # noqa: E402
-
-HIDEPID = {"invisible": "invisible", "noaccess": "noaccess", "ptraceable": "ptraceable"}
+import procview  # noqa: E402
 
 
 def unit_text(component, name):
@@ -28,38 +25,22 @@ def unit_text(component, name):
     raise FileNotFoundError(f"no unit {name} in {d}")
 
 
-def proc_mount_options(text):
-    """mount -t proc options equivalent to the unit's ProtectProc= and ProcSubset=."""
-    opts = []
-    for line in text.splitlines():
-        key, _, value = line.strip().partition("=")
-        if key == "ProtectProc" and value in HIDEPID:
-            opts.append("hidepid=" + HIDEPID[value])
-        elif key == "ProcSubset" and value == "pid":
-            opts.append("subset=pid")
-    return ",".join(opts) or "defaults"
-
-
 def unit_view(component, name):
     """argv prefix that runs a command with the unit's /proc (own mount and pid namespace)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a procfs in a new namespace needs root")
-    if not shutil.which("unshare"):
-        pytest.skip("unshare(1) (util-linux) is not installed")
-    opts = proc_mount_options(unit_text(component, name))
-    return ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private",
-            "sh", "-c", 'mount -t proc -o "$0" proc /proc && exec "$@"', opts]
+    why = procview.unavailable()
+    if why:
+        pytest.skip(why)
+    return procview.prefix(procview.proc_mount_options(unit_text(component, name)))
 
 
-def test_the_view_hides_what_procsubset_hides(tmp_path):
+def test_the_view_hides_what_procsubset_hides():
     """The emulation is real: ProcSubset=pid as mounted here hides /proc/cmdline and /proc/sys."""
     text = "[Service]\nProtectProc=invisible\nProcSubset=pid\n"
-    (tmp_path / "u.service").write_text(text)
-    assert proc_mount_options(text) == "hidepid=invisible,subset=pid"
-    if os.geteuid() != 0:
-        pytest.skip("mounting a procfs in a new namespace needs root")
-    prefix = ["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "sh", "-c",
-              'mount -t proc -o "$0" proc /proc && exec "$@"', proc_mount_options(text)]
+    assert procview.proc_mount_options(text) == "hidepid=invisible,subset=pid"
+    why = procview.unavailable()
+    if why:
+        pytest.skip(why)
+    prefix = procview.prefix(procview.proc_mount_options(text), kill_child=False)
     r = subprocess.run([*prefix, "cat", "/proc/cmdline"], capture_output=True, text=True)
     assert r.returncode != 0 and "No such file" in r.stderr, r
     r = subprocess.run([*prefix, "cat", "/proc/sys/kernel/random/boot_id"], capture_output=True, text=True)
