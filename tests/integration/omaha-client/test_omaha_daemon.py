@@ -336,3 +336,22 @@ def test_free_space_checked(program, tmp_path, server):
         assert not server.payload_requests
     finally:
         d.stop()
+
+
+def test_ctl_gives_up_on_a_silent_daemon(program, tmp_path):
+    """A socket that accepts but never answers (what a socket unit looks like while its service keeps
+    failing to start): status ends with an error after its 30 s timeout instead of hanging."""
+    path = tmp_path / "silent.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(4)
+    try:
+        t0 = time.monotonic()
+        r = subprocess.run([str(program("omaha-client")), f"--address={path}", "status"],
+                           capture_output=True, text=True, timeout=90)
+        took = time.monotonic() - t0
+    finally:
+        listener.close()
+    assert r.returncode != 0
+    assert "did not answer within 30 s" in r.stderr and "journalctl -u omaha-client" in r.stderr, r.stderr
+    assert took >= 29, took

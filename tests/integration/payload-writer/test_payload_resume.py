@@ -170,3 +170,19 @@ def test_checkpoints_are_not_per_operation(pw, keys, tmp_path, signed):
     # the two targets once before the read-back, the checkpoint file when it is cleared, and at most a
     # couple of timed checkpoints on a slow machine: far fewer than one per operation
     assert len(syncs) <= 8, syncs
+
+
+def test_bad_operation_saves_what_was_written(pw, keys, tmp_path, signed):
+    """An apply that stops at a corrupted operation saves a checkpoint for the operations before it
+    (checkpoints are not per operation, so this is the early-stop save); a retry resumes there."""
+    layout = pl.Layout(pw, signed.path)
+    bad = bytearray(signed.payload)
+    bad[layout.op_start(5) + 7] ^= 1
+    p = pl.run(pw, *apply_args(keys, tmp_path, signed), "-", input=bytes(bad))
+    assert p.returncode != 0
+    assert pl.error_code(p) == 29, p.stderr
+    cp = json.loads((tmp_path / "cp.json").read_text())
+    assert cp["next_operation"] == 5
+    assert cp["blob_offset"] == 5 * CHUNK
+    p = pl.run(pw, *apply_args(keys, tmp_path, signed), "-", input=ranged(signed, cp))
+    check_done(tmp_path, signed, p, 5)
