@@ -14,7 +14,7 @@ struct Workers {
         pthread_cond_t queued, finished;
         WorkItem *head, *tail;
         bool stop;
-        unsigned n_threads, n_started;
+        unsigned n_started; /* 0: items run inline in workers_submit() */
         pthread_t threads[WORKERS_MAX];
 };
 
@@ -72,8 +72,7 @@ int workers_new(unsigned n_threads, Workers **ret) {
                         }
                         w->n_started++;
                 }
-        /* One thread or none started: items run inline in workers_submit(). */
-        w->n_threads = w->n_started > 1 ? w->n_started : 1;
+        /* One thread beside the caller is no gain over running inline, and costs a task. */
         if (w->n_started == 1) {
                 workers_free(w);
                 return workers_new(1, ret);
@@ -99,7 +98,7 @@ Workers *workers_free(Workers *w) {
 }
 
 unsigned workers_threads(const Workers *w) {
-        return w->n_threads;
+        return MAX(w->n_started, 1u);
 }
 
 void workers_submit(Workers *w, WorkItem *item, WorkFunc func) {
