@@ -18,6 +18,7 @@
 #include "payload-writer-hashstate.h"
 #include "payload-writer-ops.h"
 #include "payload-writer-workers.h"
+#include "time-util.h"
 
 #define CHECKPOINT_VERSION 1
 #define CHECKPOINT_MAX (64u * 1024u)
@@ -491,12 +492,6 @@ typedef struct Checkpointer {
         uint64_t last_usec;
 } Checkpointer;
 
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 static void checkpointer_done(Checkpointer *c) {
         c->hash = hash_state_free(c->hash);
 }
@@ -519,7 +514,7 @@ static int checkpointer_save(Checkpointer *c, PayloadError *e) {
                 return payload_error_set(e, PAYLOAD_STATE_INITIALIZATION_ERROR, -r, "writing the checkpoint failed: %s",
                                          strerror(-r));
         c->unsaved = false;
-        c->last_usec = monotonic_usec();
+        c->last_usec = now_monotonic_usec();
         return 0;
 }
 
@@ -534,7 +529,7 @@ static int checkpointer_written(Checkpointer *c, uint64_t next_op, uint64_t blob
         c->next_op = next_op;
         c->blob_offset = blob_offset;
         c->unsaved = true;
-        if (monotonic_usec() - c->last_usec >= CHECKPOINT_INTERVAL_USEC)
+        if (now_monotonic_usec() - c->last_usec >= CHECKPOINT_INTERVAL_USEC)
                 return checkpointer_save(c, e);
         return 0;
 }
@@ -802,7 +797,7 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                 .metadata_hex = metadata_hex,
                 .metadata_size = metadata_size,
                 .targets = { &usr, &kernel, &pcr },
-                .last_usec = monotonic_usec(),
+                .last_usec = now_monotonic_usec(),
         };
         for (uint64_t i = next_op; i < n_ops; i++) {
                 bool have;

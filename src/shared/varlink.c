@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "varlink-message.h"
+#include "time-util.h"
 #include "varlink.h"
 
 #define READ_CHUNK (64u * 1024u)
@@ -949,12 +950,6 @@ struct VarlinkClient {
         bool broken; /* a call was interrupted half-way: the stream is out of step */
 };
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 int varlink_client_connect(VarlinkClient **ret, const char *address) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
@@ -1044,7 +1039,7 @@ static int client_wait(VarlinkClient *c, short events, uint64_t deadline) {
                 struct pollfd pfd = { .fd = c->fd, .events = events };
                 int timeout = -1;
                 if (deadline != UINT64_MAX) {
-                        uint64_t n = now_usec();
+                        uint64_t n = now_monotonic_usec();
                         if (n >= deadline)
                                 return -ETIMEDOUT;
                         timeout = (int) MIN(DIV_ROUND_UP(deadline - n, 1000u), (uint64_t) INT32_MAX);
@@ -1062,7 +1057,7 @@ static int client_wait(VarlinkClient *c, short events, uint64_t deadline) {
 }
 
 static uint64_t client_deadline(VarlinkClient *c) {
-        return c->timeout_usec == 0 ? UINT64_MAX : now_usec() + c->timeout_usec;
+        return c->timeout_usec == 0 ? UINT64_MAX : now_monotonic_usec() + c->timeout_usec;
 }
 
 static int client_send(VarlinkClient *c, const char *method, json_t *parameters, bool more) {
