@@ -42,8 +42,9 @@ static int run_operation(const uint8_t *data, size_t size) {
         InstallOperation *op;
         PayloadTarget t = { .size = TARGET_MAX, .name = "fuzz" };
         PayloadError e = {};
-        uint8_t *decoded = NULL;
-        size_t n = 0, op_len;
+        static OpDecoder *decoder; /* kept across inputs, as apply's threads keep theirs */
+        OpOutput out = {};
+        size_t op_len;
         uint32_t bs;
 
         if (size < 5)
@@ -55,12 +56,14 @@ static int run_operation(const uint8_t *data, size_t size) {
         op = chromeos_update_engine__install_operation__unpack(NULL, op_len, data + 5);
         if (!op)
                 return 0;
+        if (!decoder && op_decoder_new(&decoder) < 0)
+                abort();
         t.fd = memfd_with(NULL, 0);
-        if (payload_op_decode(op, bs, data + 5 + op_len, size - 5 - op_len, &decoded, &n, "fuzz", &e) >= 0)
-                (void) payload_op_write(op, bs, decoded ? decoded : data + 5 + op_len, n, &t, "fuzz", &e);
+        if (payload_op_decode(op, bs, data + 5 + op_len, size - 5 - op_len, decoder, &out, "fuzz", &e) >= 0)
+                (void) payload_op_write(op, bs, out.data, out.size, &t, "fuzz", &e);
         if (e.code != 0 && e.message[0] == '\0')
                 abort();
-        free(decoded);
+        op_output_done(&out);
         close(t.fd);
         chromeos_update_engine__install_operation__free_unpacked(op, NULL);
         return 0;

@@ -308,35 +308,69 @@ typedef struct DecodeJob {
         uint32_t block_size;
         uint8_t *buf;
         size_t buf_size, len;
-        uint8_t *decoded;
-        size_t decoded_size;
+        OpOutput out;
+        OpDecoder **decoders; /* one per worker thread, made on first use by that thread */
         HashState *hash; /* the whole-payload hash after this operation's data (for its checkpoint) */
         char what[96];
         PayloadError error;
         int r;
 } DecodeJob;
 
+/* The operations in flight and the memory they use. All of it is allocated and touched before the
+ * first operation is read: every slot holds the largest blob and the largest decoded output of the
+ * operations to come, and each decoding thread keeps its decoder state. Peak memory is then set by the
+ * manifest's largest operation and the thread count, whatever the payload's length. */
 typedef struct DecodeRing {
         DecodeJob *jobs;
         size_t n;
+        OpDecoder *decoders[WORKERS_MAX];
 } DecodeRing;
 
+/* Buffers of the slots in flight beyond one per thread stay below this (at least one slot is kept). */
+#define APPLY_RING_BUDGET (48u * 1024u * 1024u)
+
+static int decode_ring_new(DecodeRing *ring, unsigned threads, size_t max_len, size_t max_out) {
+        size_t n = 2 * (size_t) MAX(threads, 1u), slot = max_len + max_out;
+
+        if (slot > 0 && n * slot > APPLY_RING_BUDGET)
+                n = MAX(APPLY_RING_BUDGET / slot, (size_t) 1);
+        ring->jobs = calloc(n, sizeof *ring->jobs);
+        if (!ring->jobs)
+                return -ENOMEM;
+        ring->n = n;
+        for (size_t i = 0; i < n; i++) {
+                DecodeJob *j = &ring->jobs[i];
+                OpOutput blob = {};
+                j->decoders = ring->decoders;
+                if (op_output_reserve(&blob, max_len) < 0 || op_output_reserve(&j->out, max_out) < 0) {
+                        free(blob.buf);
+                        return -ENOMEM;
+                }
+                j->buf = blob.buf;
+                j->buf_size = blob.buf_size;
+        }
+        return 0;
+}
+
+/* Call only once the workers are joined. */
 static void decode_ring_done(DecodeRing *ring) {
         for (size_t i = 0; ring->jobs && i < ring->n; i++) {
                 free(ring->jobs[i].buf);
-                free(ring->jobs[i].decoded);
+                op_output_done(&ring->jobs[i].out);
                 hash_state_free(ring->jobs[i].hash);
         }
         ring->jobs = mfree(ring->jobs);
         ring->n = 0;
+        for (size_t i = 0; i < ELEMENTSOF(ring->decoders); i++)
+                ring->decoders[i] = op_decoder_free(ring->decoders[i]);
 }
 
-static void decode_job(WorkItem *item) {
+static void decode_job(WorkItem *item, unsigned worker) {
         DecodeJob *j = (DecodeJob *) item;
         uint8_t d[32];
 
-        j->decoded = mfree(j->decoded);
-        j->decoded_size = 0;
+        j->out.data = NULL;
+        j->out.size = 0;
         j->r = 0;
         if (j->len > 0) {
                 if (sha256_buffer(j->buf, j->len, d) < 0) {
@@ -349,7 +383,10 @@ static void decode_job(WorkItem *item) {
                         return;
                 }
         }
-        j->r = payload_op_decode(j->op, j->block_size, j->buf, j->len, &j->decoded, &j->decoded_size, j->what,
+        /* Without its own decoder memory (out of memory) a thread still decodes, with plain allocations. */
+        if (!j->decoders[worker])
+                (void) op_decoder_new(&j->decoders[worker]);
+        j->r = payload_op_decode(j->op, j->block_size, j->buf, j->len, j->decoders[worker], &j->out, j->what,
                                  &j->error);
 }
 
@@ -748,10 +785,18 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                 if (workers_threads(workers) < n)
                         log_notice("Decoding on %u thread(s) instead of %u: the system refused more threads "
                                    "(TasksMax= or RLIMIT_NPROC).", workers_threads(workers), n);
-                ring.n = 2 * (size_t) MAX(workers_threads(workers), 1u);
-                ring.jobs = calloc(ring.n, sizeof *ring.jobs);
-                if (!ring.jobs)
-                        return payload_error_set(e, PAYLOAD_ERROR, ENOMEM, "out of memory");
+                uint64_t max_len = 0, max_out = 0;
+                for (uint64_t i = next_op; i < n_ops; i++) {
+                        const InstallOperation *op = payload_manifest_operation(m, i, NULL);
+                        max_len = MAX(max_len, op->has_data_length ? op->data_length : 0);
+                        max_out = MAX(max_out, payload_op_output_max(op, bs));
+                }
+                r = decode_ring_new(&ring, workers_threads(workers), (size_t) max_len, (size_t) max_out);
+                if (r < 0)
+                        return payload_error_set(e, PAYLOAD_ERROR, -r,
+                                                 "out of memory for the operations in flight (%" PRIu64
+                                                 " bytes of data and %" PRIu64 " decoded bytes each)",
+                                                 max_len, max_out);
         }
         report(o, rd.pos, total_size, next_op, n_ops);
         pipeline.submitted = pipeline.written = next_op;
@@ -840,8 +885,7 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                         payload_error_take(e, &j->error);
                         return checkpointer_save_before(&ckpt, j->r, e);
                 }
-                r = payload_op_write(j->op, bs, j->decoded ? j->decoded : j->buf, j->decoded_size, j->t, j->what, e);
-                j->decoded = mfree(j->decoded);
+                r = payload_op_write(j->op, bs, j->out.data, j->out.size, j->t, j->what, e);
                 if (r < 0)
                         return r;
                 blob_offset += j->len;

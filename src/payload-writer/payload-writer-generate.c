@@ -151,7 +151,7 @@ typedef struct EncodeJob {
         uint8_t hash[32];
 } EncodeJob;
 
-static void encode_job(WorkItem *item) {
+static void encode_job(WorkItem *item, unsigned worker _unused_) {
         EncodeJob *j = (EncodeJob *) item;
         j->r = encode_chunk(j->in, j->n, j->compression, j->scratch, j->out, &j->type, &j->data, &j->size);
         if (j->r >= 0 && sha256_buffer(j->data, j->size, j->hash) < 0)

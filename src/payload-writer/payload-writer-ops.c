@@ -7,9 +7,122 @@
 
 #define XZ_MEMLIMIT (256u * 1024u * 1024u)
 
-static int decode_bz2(const uint8_t *data, size_t size, uint8_t *out, size_t cap, size_t *ret_size, const char *what,
-                      PayloadError *e) {
-        bz_stream s = {};
+/* A decoder asks for a handful of blocks per stream (bzip2: its state and one array sized by the
+ * stream's block size; xz: a few more), the same sizes stream after stream. Blocks of a size asked for
+ * before are handed out again; past OP_DECODER_BLOCKS distinct blocks, memory is plain malloc/free. */
+#define OP_DECODER_BLOCKS 16
+
+struct OpDecoder {
+        struct {
+                void *p;
+                size_t size;
+                bool used;
+        } blocks[OP_DECODER_BLOCKS];
+};
+
+int op_decoder_new(OpDecoder **ret) {
+        *ret = calloc(1, sizeof **ret);
+        return *ret ? 0 : -ENOMEM;
+}
+
+OpDecoder *op_decoder_free(OpDecoder *d) {
+        if (!d)
+                return NULL;
+        for (size_t i = 0; i < OP_DECODER_BLOCKS; i++)
+                free(d->blocks[i].p);
+        free(d);
+        return NULL;
+}
+
+/* Faults in every page of a buffer now. (memset to zero would not do: the compiler may turn malloc +
+ * memset into calloc, which leaves fresh pages untouched.) */
+static void touch_pages(void *p, size_t size) {
+        const size_t page = 4096;
+        for (size_t i = 0; i < size; i += page)
+                ((volatile uint8_t *) p)[i] = 0;
+        if (size > 0)
+                ((volatile uint8_t *) p)[size - 1] = 0;
+}
+
+static void *op_decoder_alloc(OpDecoder *d, size_t size) {
+        void *p;
+
+        if (!d)
+                return malloc(size);
+        for (size_t i = 0; i < OP_DECODER_BLOCKS; i++)
+                if (d->blocks[i].p && !d->blocks[i].used && d->blocks[i].size == size) {
+                        d->blocks[i].used = true;
+                        return d->blocks[i].p;
+                }
+        p = malloc(size);
+        for (size_t i = 0; p && i < OP_DECODER_BLOCKS; i++)
+                if (!d->blocks[i].p) {
+                        /* Kept: the whole block becomes resident now, not as streams reach into it. */
+                        touch_pages(p, size);
+                        d->blocks[i].p = p;
+                        d->blocks[i].size = size;
+                        d->blocks[i].used = true;
+                        break;
+                }
+        return p;
+}
+
+static void op_decoder_release(OpDecoder *d, void *p) {
+        for (size_t i = 0; d && p && i < OP_DECODER_BLOCKS; i++)
+                if (d->blocks[i].p == p) {
+                        d->blocks[i].used = false;
+                        return;
+                }
+        free(p);
+}
+
+static void *bz_alloc(void *opaque, int items, int size) {
+        size_t n;
+        if (items < 0 || size < 0 || __builtin_mul_overflow((size_t) items, (size_t) size, &n))
+                return NULL;
+        return op_decoder_alloc(opaque, n);
+}
+
+static void bz_free(void *opaque, void *p) {
+        op_decoder_release(opaque, p);
+}
+
+static void *xz_alloc(void *opaque, size_t nmemb, size_t size) {
+        size_t n;
+        if (__builtin_mul_overflow(nmemb, size, &n))
+                return NULL;
+        return op_decoder_alloc(opaque, n);
+}
+
+static void xz_free(void *opaque, void *p) {
+        op_decoder_release(opaque, p);
+}
+
+int op_output_reserve(OpOutput *out, size_t n) {
+        uint8_t *b;
+
+        if (out->buf_size >= n)
+                return 0;
+        b = malloc(n);
+        if (!b)
+                return -ENOMEM;
+        touch_pages(b, n);
+        free(out->buf);
+        out->buf = b;
+        out->buf_size = n;
+        return 0;
+}
+
+void op_output_done(OpOutput *out) {
+        out->buf = mfree(out->buf);
+        out->buf_size = 0;
+        out->data = NULL;
+        out->size = 0;
+}
+
+static int decode_bz2(OpDecoder *d, const uint8_t *data, size_t size, uint8_t *out, size_t cap, size_t *ret_size,
+                      const char *what, PayloadError *e) {
+        bz_stream s = { .bzalloc = bz_alloc, .bzfree = bz_free, .opaque = d };
         int r;
 
         if (BZ2_bzDecompressInit(&s, 0, 0) != BZ_OK)
@@ -56,11 +169,13 @@ static int decode_bz2(const uint8_t *data, size_t size, uint8_t *out, size_t cap
         return 0;
 }
 
-static int decode_xz(const uint8_t *data, size_t size, uint8_t *out, size_t cap, size_t *ret_size, const char *what,
-                     PayloadError *e) {
+static int decode_xz(OpDecoder *d, const uint8_t *data, size_t size, uint8_t *out, size_t cap, size_t *ret_size,
+                     const char *what, PayloadError *e) {
         lzma_stream s = LZMA_STREAM_INIT;
+        const lzma_allocator allocator = { .alloc = xz_alloc, .free = xz_free, .opaque = d };
         lzma_ret r;
 
+        s.allocator = &allocator;
         if (lzma_stream_decoder(&s, XZ_MEMLIMIT, 0) != LZMA_OK)
                 return payload_error_set(e, PAYLOAD_OPERATION_EXECUTION_ERROR, ENOMEM,
                                          "%s: cannot set up xz decoder", what);
@@ -102,17 +217,28 @@ static int decode_xz(const uint8_t *data, size_t size, uint8_t *out, size_t cap,
         return 0;
 }
 
-int payload_op_decode(const InstallOperation *op, uint32_t block_size, const uint8_t *data, size_t size,
-                      uint8_t **ret_buf, size_t *ret_size, const char *what, PayloadError *e) {
+uint64_t payload_op_output_max(const InstallOperation *op, uint32_t block_size) {
         uint64_t cap;
-        _cleanup_free_ uint8_t *out = NULL;
+
+        if (op->type != OP_REPLACE_BZ && op->type != OP_REPLACE_XZ)
+                return 0;
+        if (payload_op_extents_size(op, block_size, &cap) < 0)
+                return PAYLOAD_OP_DATA_MAX;
+        return MIN(cap, (uint64_t) PAYLOAD_OP_DATA_MAX);
+}
+
+int payload_op_decode(const InstallOperation *op, uint32_t block_size, const uint8_t *data, size_t size,
+                      OpDecoder *d, OpOutput *out, const char *what, PayloadError *e) {
+        uint64_t cap;
         size_t n = 0;
         int r;
 
+        out->data = NULL;
+        out->size = 0;
         switch ((int) op->type) {
         case OP_REPLACE:
-                *ret_buf = NULL;
-                *ret_size = size;
+                out->data = data;
+                out->size = size;
                 return 0;
         case OP_REPLACE_BZ:
         case OP_REPLACE_XZ:
@@ -132,18 +258,17 @@ int payload_op_decode(const InstallOperation *op, uint32_t block_size, const uin
         cap = MIN(cap, (uint64_t) PAYLOAD_OP_DATA_MAX);
         if (cap == 0)
                 return payload_fail(e, PAYLOAD_OPERATION_EXECUTION_ERROR, "%s: compressed data but no extents", what);
-        out = malloc(cap);
-        if (!out)
+        if (op_output_reserve(out, (size_t) cap) < 0)
                 return payload_error_set(e, PAYLOAD_OPERATION_EXECUTION_ERROR, ENOMEM,
                                          "%s: cannot allocate %" PRIu64 " bytes", what, cap);
         if (op->type == OP_REPLACE_BZ)
-                r = decode_bz2(data, size, out, cap, &n, what, e);
+                r = decode_bz2(d, data, size, out->buf, (size_t) cap, &n, what, e);
         else
-                r = decode_xz(data, size, out, cap, &n, what, e);
+                r = decode_xz(d, data, size, out->buf, (size_t) cap, &n, what, e);
         if (r < 0)
                 return r;
-        *ret_buf = TAKE_PTR(out);
-        *ret_size = n;
+        out->data = out->buf;
+        out->size = n;
         return 0;
 }
 

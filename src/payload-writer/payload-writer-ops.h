@@ -14,10 +14,37 @@ typedef struct PayloadTarget {
         const char *name;
 } PayloadTarget;
 
-/* On success *ret_buf is either a new buffer the caller frees, or NULL when the data is written as is
- * (REPLACE); *ret_size is the decoded length. MOVE/BSDIFF and unknown types are refused. */
+/* The memory one decoding thread keeps between operations: the bzip2 and xz decoder states (a 900k
+ * bzip2 block needs 3.6 MiB), which libbz2 and liblzma would otherwise allocate, fault in and free
+ * again for every operation. Use one per thread: it is not locked. */
+typedef struct OpDecoder OpDecoder;
+int op_decoder_new(OpDecoder **ret);
+OpDecoder *op_decoder_free(OpDecoder *d);
+DEFINE_TRIVIAL_CLEANUP_FUNC(OpDecoder *, op_decoder_free);
+
+/* Where an operation's bytes come out. buf belongs to the caller and is kept across operations (decode
+ * grows it when an operation needs more); data and size are the result: buf, or the input itself for
+ * REPLACE. */
+typedef struct OpOutput {
+        uint8_t *buf;
+        size_t buf_size;
+        const uint8_t *data;
+        size_t size;
+} OpOutput;
+
+/* Makes buf hold at least n bytes, with every page faulted in now: memory is claimed before the
+ * first operation rather than in the middle of an update. The contents are unspecified. */
+int op_output_reserve(OpOutput *out, size_t n);
+void op_output_done(OpOutput *out);
+
+/* The largest output a decoded operation may have (its extents, at most PAYLOAD_OP_DATA_MAX); 0 for
+ * operations that are not decoded. */
+uint64_t payload_op_output_max(const InstallOperation *op, uint32_t block_size);
+
+/* Decodes a verified blob into out (d may be NULL: plain allocations). MOVE/BSDIFF and unknown types
+ * are refused. */
 int payload_op_decode(const InstallOperation *op, uint32_t block_size, const uint8_t *data, size_t size,
-                      uint8_t **ret_buf, size_t *ret_size, const char *what, PayloadError *e);
+                      OpDecoder *d, OpOutput *out, const char *what, PayloadError *e);
 
 /* Writes buf across the op's dst extents (sparse holes consume without writing), zero-pads the block in
  * which the data ends, and refuses anything beyond the target's bounds or the extents. */

@@ -7,7 +7,11 @@
 
 #include "payload-writer-workers.h"
 
-#define WORKERS_MAX 64u
+typedef struct WorkerThread {
+        Workers *w;
+        unsigned index;
+        pthread_t thread;
+} WorkerThread;
 
 struct Workers {
         pthread_mutex_t lock;
@@ -15,7 +19,7 @@ struct Workers {
         WorkItem *head, *tail;
         bool stop;
         unsigned n_started; /* 0: items run inline in workers_submit() */
-        pthread_t threads[WORKERS_MAX];
+        WorkerThread threads[WORKERS_MAX];
 };
 
 unsigned workers_cpus(void) {
@@ -27,7 +31,8 @@ unsigned workers_cpus(void) {
 }
 
 static void *worker_main(void *userdata) {
-        Workers *w = userdata;
+        WorkerThread *t = userdata;
+        Workers *w = t->w;
 
         pthread_mutex_lock(&w->lock);
         for (;;) {
@@ -40,7 +45,7 @@ static void *worker_main(void *userdata) {
                 if (!w->head)
                         w->tail = NULL;
                 pthread_mutex_unlock(&w->lock);
-                item->func(item);
+                item->func(item, t->index);
                 pthread_mutex_lock(&w->lock);
                 item->pending = false;
                 pthread_cond_broadcast(&w->finished);
@@ -63,7 +68,8 @@ int workers_new(unsigned n_threads, Workers **ret) {
         pthread_cond_init(&w->finished, NULL);
         if (n_threads > 1)
                 for (unsigned i = 0; i < n_threads; i++) {
-                        int r = pthread_create(&w->threads[i], NULL, worker_main, w);
+                        w->threads[i] = (WorkerThread) { .w = w, .index = i };
+                        int r = pthread_create(&w->threads[i].thread, NULL, worker_main, &w->threads[i]);
                         if (r == EAGAIN)
                                 break; /* a thread limit (TasksMax=, RLIMIT_NPROC): work with what we got */
                         if (r != 0) {
@@ -89,7 +95,7 @@ Workers *workers_free(Workers *w) {
         pthread_cond_broadcast(&w->queued);
         pthread_mutex_unlock(&w->lock);
         for (unsigned i = 0; i < w->n_started; i++)
-                pthread_join(w->threads[i], NULL);
+                pthread_join(w->threads[i].thread, NULL);
         pthread_cond_destroy(&w->queued);
         pthread_cond_destroy(&w->finished);
         pthread_mutex_destroy(&w->lock);
@@ -106,7 +112,7 @@ void workers_submit(Workers *w, WorkItem *item, WorkFunc func) {
         item->next = NULL;
         if (w->n_started == 0) {
                 item->pending = false;
-                func(item);
+                func(item, 0);
                 return;
         }
         pthread_mutex_lock(&w->lock);

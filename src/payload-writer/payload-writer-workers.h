@@ -11,8 +11,12 @@
 
 #include "macro.h"
 
+#define WORKERS_MAX 64u
+
 typedef struct WorkItem WorkItem;
-typedef void (*WorkFunc)(WorkItem *item);
+/* worker: which thread runs the item, from 0 to workers_threads() - 1 (0 when run inline), so that
+ * callers can keep per-thread state (decoder memory) without locks. */
+typedef void (*WorkFunc)(WorkItem *item, unsigned worker);
 
 struct WorkItem {
         WorkFunc func;

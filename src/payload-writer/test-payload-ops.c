@@ -49,16 +49,16 @@ static void test_replace_extents_holes_padding(void **state) {
         int fd = target_fd(8 * 512, 0xee);
         PayloadTarget t = { .fd = fd, .size = UINT64_MAX, .name = "test" };
         uint8_t data[512 + 512 + 700], back[8 * 512];
-        uint8_t *decoded = (uint8_t *) 1;
-        size_t n = 0;
+        OpOutput out = {};
         PayloadError e = {};
 
         for (size_t i = 0; i < sizeof data; i++)
                 data[i] = (uint8_t) (i % 251);
-        assert_int_equal(payload_op_decode(op, 512, data, sizeof data, &decoded, &n, "op", &e), 0);
-        assert_null(decoded);
-        assert_int_equal(n, sizeof data);
-        assert_int_equal(payload_op_write(op, 512, data, n, &t, "op", &e), 0);
+        assert_int_equal(payload_op_decode(op, 512, data, sizeof data, NULL, &out, "op", &e), 0);
+        assert_ptr_equal(out.data, data); /* REPLACE: written as is, no copy */
+        assert_null(out.buf);
+        assert_int_equal(out.size, sizeof data);
+        assert_int_equal(payload_op_write(op, 512, out.data, out.size, &t, "op", &e), 0);
         assert_int_equal(pread(fd, back, sizeof back, 0), (ssize_t) sizeof back);
 
         for (size_t i = 0; i < 512; i++)
@@ -98,61 +98,112 @@ static void test_bounds(void **state) {
         close(fd);
 }
 
-static void test_compressed(void **state) {
+static void check_compressed(OpDecoder *d) {
         const uint64_t ext[][2] = { { 0, 4 } };
         InstallOperation *bz = make_op(OP_REPLACE_BZ, ext, 1), *xz = make_op(OP_REPLACE_XZ, ext, 1);
         uint8_t plain[4 * 4096], comp[8192];
         unsigned clen = sizeof comp;
-        size_t xlen = 0, n;
-        uint8_t *out = NULL;
+        size_t xlen = 0;
+        OpOutput out = {};
         PayloadError e = {};
 
         for (size_t i = 0; i < sizeof plain; i++)
                 plain[i] = (uint8_t) (i / 100);
+        assert_int_equal(payload_op_output_max(bz, 4096), sizeof plain);
         /* exactly as large as the extents: the end-of-stream marker must still be found */
         assert_int_equal(BZ2_bzBuffToBuffCompress((char *) comp, &clen, (char *) plain, sizeof plain, 9, 0, 0), BZ_OK);
-        assert_int_equal(payload_op_decode(bz, 4096, comp, clen, &out, &n, "bz", &e), 0);
-        assert_int_equal(n, sizeof plain);
-        assert_memory_equal(out, plain, n);
-        free(out);
+        assert_int_equal(payload_op_decode(bz, 4096, comp, clen, d, &out, "bz", &e), 0);
+        assert_int_equal(out.size, sizeof plain);
+        assert_ptr_equal(out.data, out.buf);
+        assert_memory_equal(out.data, plain, out.size);
+        /* the output buffer is kept and reused, and a decoder's memory serves stream after stream */
+        uint8_t *kept = out.buf;
+        for (int k = 0; k < 3; k++) {
+                memset(out.buf, 0, out.buf_size);
+                assert_int_equal(payload_op_decode(bz, 4096, comp, clen, d, &out, "bz", &e), 0);
+                assert_ptr_equal(out.buf, kept);
+                assert_memory_equal(out.data, plain, sizeof plain);
+        }
 
         /* corrupt and truncated */
-        assert_int_equal(payload_op_decode(bz, 4096, comp, clen - 5, &out, &n, "bz", &e), -EBADMSG);
+        assert_int_equal(payload_op_decode(bz, 4096, comp, clen - 5, d, &out, "bz", &e), -EBADMSG);
         assert_int_equal(e.code, PAYLOAD_OPERATION_EXECUTION_ERROR);
+        /* a failed stream leaves the decoder usable */
+        assert_int_equal(payload_op_decode(bz, 4096, comp, clen, d, &out, "bz", &e), 0);
+        assert_memory_equal(out.data, plain, sizeof plain);
 
         assert_int_equal(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC32, NULL, plain, sizeof plain, comp, &xlen, sizeof comp),
                          LZMA_OK);
-        assert_int_equal(payload_op_decode(xz, 4096, comp, xlen, &out, &n, "xz", &e), 0);
-        assert_int_equal(n, sizeof plain);
-        assert_memory_equal(out, plain, n);
-        free(out);
+        for (int k = 0; k < 2; k++) {
+                memset(out.buf, 0, out.buf_size);
+                assert_int_equal(payload_op_decode(xz, 4096, comp, xlen, d, &out, "xz", &e), 0);
+                assert_int_equal(out.size, sizeof plain);
+                assert_memory_equal(out.data, plain, out.size);
+        }
 
         /* output larger than the extents */
         e = (PayloadError) {};
         xz->dst_extents[0]->num_blocks = 3;
-        assert_int_equal(payload_op_decode(xz, 4096, comp, xlen, &out, &n, "xz", &e), -EBADMSG);
+        assert_int_equal(payload_op_decode(xz, 4096, comp, xlen, d, &out, "xz", &e), -EBADMSG);
         assert_non_null(strstr(e.message, "expands beyond"));
+        op_output_done(&out);
+        assert_null(out.buf);
         free_op(bz);
         free_op(xz);
+}
+
+static void test_compressed(void **state) {
+        check_compressed(NULL);
+}
+
+/* The same with a kept decoder (as apply's threads use): results must not depend on reused state. */
+static void test_compressed_kept_decoder(void **state) {
+        _cleanup_(op_decoder_freep) OpDecoder *d = NULL;
+        assert_int_equal(op_decoder_new(&d), 0);
+        check_compressed(d);
+}
+
+static void test_output_reserve(void **state) {
+        const size_t n = 1024 * 1024 + 100; /* large enough for a fresh mapping of untouched pages */
+        OpOutput out = {};
+
+        assert_int_equal(op_output_reserve(&out, n), 0);
+        assert_int_equal(out.buf_size, n);
+        /* every page is resident now, not on first use */
+        uintptr_t first = (uintptr_t) out.buf & ~(uintptr_t) 4095;
+        size_t pages = ((uintptr_t) out.buf + n - first + 4095) / 4096;
+        unsigned char *vec = malloc(pages);
+        assert_int_equal(mincore((void *) first, pages * 4096, vec), 0);
+        for (size_t i = 0; i < pages; i++)
+                assert_true(vec[i] & 1);
+        free(vec);
+        uint8_t *b = out.buf;
+        assert_int_equal(op_output_reserve(&out, 100), 0); /* never shrinks */
+        assert_ptr_equal(out.buf, b);
+        assert_int_equal(op_output_reserve(&out, 2 * n), 0);
+        assert_int_equal(out.buf_size, 2 * n);
+        op_output_done(&out);
+        assert_null(out.buf);
+        assert_int_equal(out.buf_size, 0);
 }
 
 static void test_delta_ops_refused(void **state) {
         const uint64_t ext[][2] = { { 0, 1 } };
         InstallOperation *op = make_op(OP_MOVE, ext, 1);
-        uint8_t *out = NULL;
-        size_t n;
+        OpOutput out = {};
         PayloadError e = {};
 
-        assert_int_equal(payload_op_decode(op, 4096, NULL, 0, &out, &n, "op 3", &e), -EBADMSG);
+        assert_int_equal(payload_op_output_max(op, 4096), 0);
+        assert_int_equal(payload_op_decode(op, 4096, NULL, 0, NULL, &out, "op 3", &e), -EBADMSG);
         assert_int_equal(e.code, PAYLOAD_OPERATION_EXECUTION_ERROR);
         assert_non_null(strstr(e.message, "not supported for full updates"));
         e = (PayloadError) {};
         op->type = OP_BSDIFF;
-        assert_int_equal(payload_op_decode(op, 4096, NULL, 0, &out, &n, "op 3", &e), -EBADMSG);
+        assert_int_equal(payload_op_decode(op, 4096, NULL, 0, NULL, &out, "op 3", &e), -EBADMSG);
         assert_non_null(strstr(e.message, "BSDIFF"));
         e = (PayloadError) {};
         op->type = 77;
-        assert_int_equal(payload_op_decode(op, 4096, NULL, 0, &out, &n, "op 3", &e), -EBADMSG);
+        assert_int_equal(payload_op_decode(op, 4096, NULL, 0, NULL, &out, "op 3", &e), -EBADMSG);
         assert_non_null(strstr(e.message, "unknown operation type 77"));
         free_op(op);
 }
@@ -162,6 +213,8 @@ int main(void) {
                 cmocka_unit_test(test_replace_extents_holes_padding),
                 cmocka_unit_test(test_bounds),
                 cmocka_unit_test(test_compressed),
+                cmocka_unit_test(test_compressed_kept_decoder),
+                cmocka_unit_test(test_output_reserve),
                 cmocka_unit_test(test_delta_ops_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
