@@ -17,6 +17,7 @@
 #include "payload-writer-apply.h"
 #include "payload-writer-hashstate.h"
 #include "payload-writer-ops.h"
+#include "payload-writer-readback.h"
 #include "payload-writer-workers.h"
 #include "time-util.h"
 
@@ -206,10 +207,24 @@ static int read_back(int fd, uint64_t offset, uint64_t size, uint8_t ret[32]) {
         return sha256_fd(fd, offset, size, ret);
 }
 
+static int check_digest(const uint8_t d[32], const InstallInfo *info, int code, const char *what, PayloadError *e) {
+        char want[SHA256_HEX_SIZE], got[SHA256_HEX_SIZE];
+
+        if (memcmp(d, info->hash.data, 32) == 0)
+                return 0;
+        hex_encode(info->hash.data, 32, want);
+        hex_encode(d, 32, got);
+        return payload_fail(e, code, "the %s reads back with SHA-256 %s, the manifest says %s", what, got, want);
+}
+
+static int read_back_failed(int r, const InstallInfo *info, int code, const char *what, PayloadError *e) {
+        return payload_error_set(e, code, -r, "reading back %" PRIu64 " bytes of the %s failed: %s", info->size, what,
+                                 strerror(-r));
+}
+
 static int check_info(int fd, uint64_t offset, const InstallInfo *info, int code, const char *what, bool exact_size,
                       PayloadError *e) {
         uint8_t d[32];
-        char want[SHA256_HEX_SIZE], got[SHA256_HEX_SIZE];
         struct stat st;
         int r;
 
@@ -222,15 +237,28 @@ static int check_info(int fd, uint64_t offset, const InstallInfo *info, int code
         }
         r = read_back(fd, offset, info->size, d);
         if (r < 0)
-                return payload_error_set(e, code, -r, "reading back %" PRIu64 " bytes of the %s failed: %s",
-                                         info->size, what, strerror(-r));
-        if (memcmp(d, info->hash.data, 32) != 0) {
-                hex_encode(info->hash.data, 32, want);
-                hex_encode(d, 32, got);
-                return payload_fail(e, code, "the %s reads back with SHA-256 %s, the manifest says %s", what, got,
-                                    want);
+                return read_back_failed(r, info, code, what, e);
+        return check_digest(d, info, code, what, e);
+}
+
+/* floor[i]: the lowest /usr byte that operations i and later still write (UINT64_MAX: none). Below
+ * floor[i + 1] the slot is final once operation i is written, and can be read back while later
+ * operations are decoded. Any operation order is handled; generated payloads simply go forward. */
+static uint64_t *usr_write_floors(const Manifest *m, uint32_t bs, uint64_t from, uint64_t n_ops) {
+        uint64_t *floor = malloc((n_ops - from + 1) * sizeof *floor);
+        if (!floor)
+                return NULL;
+        floor[n_ops - from] = UINT64_MAX;
+        for (uint64_t i = n_ops; i > from; i--) {
+                const InstallProcedure *proc;
+                const InstallOperation *op = payload_manifest_operation(m, i - 1, &proc);
+                uint64_t low = floor[i - from];
+                for (size_t x = 0; !proc && x < op->n_dst_extents; x++)
+                        if (op->dst_extents[x]->start_block != PAYLOAD_SPARSE_HOLE)
+                                low = MIN(low, op->dst_extents[x]->start_block * (uint64_t) bs);
+                floor[i - 1 - from] = low;
         }
-        return 0;
+        return floor;
 }
 
 /* Writes go to explicit offsets and are read back: the descriptor must allow both, and O_APPEND would
@@ -604,6 +632,8 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
         _cleanup_(payload_manifest_freep) Manifest *m = NULL;
         _cleanup_(hash_state_freep) HashState *hash = NULL;
         _cleanup_free_ uint8_t *manifest_data = NULL, *sigblob = NULL, *sig = NULL;
+        _cleanup_free_ uint64_t *usr_floor = NULL;
+        _cleanup_(read_back_freep) ReadBack *usr_read_back = NULL;
         uint8_t header[PAYLOAD_HEADER_SIZE], signed_digest[32], payload_digest[32];
         char metadata_hex[SHA256_HEX_SIZE];
         const InstallProcedure *kernel_proc, *pcr_proc;
@@ -836,6 +866,15 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                                                  strerror(r));
                 pipeline.started = true;
         }
+        /* The /usr target is read back from the disk behind the writes, as far as it is final. Its
+         * thread comes last: without it the read-back still happens, at the end. */
+        usr_floor = usr_write_floors(m, bs, next_op, n_ops);
+        if (!usr_floor)
+                return payload_error_set(e, PAYLOAD_ERROR, ENOMEM, "out of memory");
+        r = read_back_new(o->target_fd, o->target_offset, m->new_partition_info->size, &usr_read_back);
+        if (r < 0)
+                return payload_error_set(e, PAYLOAD_ERROR, -r, "out of memory");
+        read_back_final_upto(usr_read_back, usr_floor[0]);
         ckpt = (Checkpointer) {
                 .fd = o->checkpoint_fd,
                 .payload_sha256 = o->expected_sha256,
@@ -890,6 +929,7 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                         return r;
                 blob_offset += j->len;
                 done_this_run++;
+                read_back_final_upto(usr_read_back, usr_floor[i + 1 - next_op]);
 
                 r = checkpointer_written(&ckpt, i + 1, blob_offset, j->hash, e);
                 if (r < 0)
@@ -977,10 +1017,20 @@ int payload_apply(const PayloadApplyOptions *o, PayloadResult *ret, PayloadError
                 if (r < 0)
                         return r;
         }
-        r = check_info(o->target_fd, o->target_offset, m->new_partition_info, PAYLOAD_NEW_ROOTFS_VERIFICATION_ERROR,
-                       "/usr target", false, e);
-        if (r < 0)
-                return r;
+        {
+                uint8_t d[32];
+                /* The one flush at the end; the read-back then reads what it has not read yet. */
+                if (fdatasync(o->target_fd) < 0 && errno != EINVAL)
+                        return payload_error_set(e, PAYLOAD_NEW_ROOTFS_VERIFICATION_ERROR, errno,
+                                                 "syncing the /usr target failed: %s", strerror(errno));
+                r = read_back_finish(usr_read_back, d);
+                if (r < 0)
+                        return read_back_failed(r, m->new_partition_info, PAYLOAD_NEW_ROOTFS_VERIFICATION_ERROR,
+                                                "/usr target", e);
+                r = check_digest(d, m->new_partition_info, PAYLOAD_NEW_ROOTFS_VERIFICATION_ERROR, "/usr target", e);
+                if (r < 0)
+                        return r;
+        }
         if (o->checkpoint_fd >= 0)
                 (void) checkpoint_clear(o->checkpoint_fd);
 
