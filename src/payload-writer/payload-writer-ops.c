@@ -2,6 +2,7 @@
 #include <bzlib.h>
 #include <inttypes.h>
 #include <lzma.h>
+#include <sys/mman.h>
 
 #include "payload-writer-ops.h"
 
@@ -11,6 +12,7 @@
  * stream's block size; xz: a few more), the same sizes stream after stream. Blocks of a size asked for
  * before are handed out again; past OP_DECODER_BLOCKS distinct blocks, memory is plain malloc/free. */
 #define OP_DECODER_BLOCKS 16
+#define HUGE_PAGE (2u * 1024u * 1024u)
 
 struct OpDecoder {
         struct {
@@ -57,7 +59,16 @@ static void *op_decoder_alloc(OpDecoder *d, size_t size, bool touch) {
                         d->blocks[i].used = true;
                         return d->blocks[i].p;
                 }
-        p = malloc(size);
+        if (touch && size >= HUGE_PAGE) {
+                /* bzip2's inverse BWT follows a chain of random reads through its 3.6 MiB array: on
+                 * 2 MiB pages that array needs two TLB entries instead of ~900. */
+                size_t n = ALIGN_TO(size, (size_t) HUGE_PAGE);
+                if (posix_memalign(&p, HUGE_PAGE, n) != 0)
+                        p = NULL;
+                else
+                        (void) madvise(p, n, MADV_HUGEPAGE);
+        } else
+                p = malloc(size);
         for (size_t i = 0; p && i < OP_DECODER_BLOCKS; i++)
                 if (!d->blocks[i].p) {
                         if (touch)
