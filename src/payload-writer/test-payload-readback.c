@@ -24,11 +24,20 @@ static void fill(uint8_t *b, size_t n, unsigned seed) {
                 b[i] = (uint8_t) ((i * 2654435761u + seed) >> 13);
 }
 
+/* Finishes rb and checks that its digest is that of the size bytes at data; frees rb. */
+static void finish_expecting(ReadBack *rb, const void *data, size_t size) {
+        uint8_t d[32], want[32];
+        assert_int_equal(read_back_finish(rb, d), 0);
+        assert_int_equal(sha256_buffer(data, size, want), 0);
+        assert_memory_equal(d, want, 32);
+        read_back_free(rb);
+}
+
 /* The region is written in pieces while the thread reads behind: each piece is declared final only
  * once written; the digest covers the region (not what precedes it in the file) exactly as written. */
 static void test_behind_the_writes(void **state) {
         const size_t prefix = 12345, size = 21 * MiB + 777;
-        uint8_t *data = malloc(size), d[32], want[32];
+        uint8_t *data = malloc(size);
         int fd = temp_file();
         ReadBack *rb = NULL;
 
@@ -42,10 +51,7 @@ static void test_behind_the_writes(void **state) {
                 usleep(1000);
         }
         assert_int_equal(fdatasync(fd), 0);
-        assert_int_equal(read_back_finish(rb, d), 0);
-        assert_int_equal(sha256_buffer(data, size, want), 0);
-        assert_memory_equal(d, want, 32);
-        rb = read_back_free(rb);
+        finish_expecting(rb, data, size);
         free(data);
         close(fd);
 }
@@ -54,7 +60,7 @@ static void test_behind_the_writes(void **state) {
  * declared final is what counts. */
 static void test_rewritten_before_final(void **state) {
         const size_t size = 10 * MiB;
-        uint8_t *data = malloc(size), d[32], want[32];
+        uint8_t *data = malloc(size);
         int fd = temp_file();
         ReadBack *rb = NULL;
 
@@ -66,10 +72,7 @@ static void test_rewritten_before_final(void **state) {
         fill(data + 6 * MiB, size - 6 * MiB, 3); /* everything past the final point changes */
         assert_int_equal(pwrite(fd, data + 6 * MiB, size - 6 * MiB, 6 * MiB), (ssize_t) (size - 6 * MiB));
         assert_int_equal(fdatasync(fd), 0);
-        assert_int_equal(read_back_finish(rb, d), 0);
-        assert_int_equal(sha256_buffer(data, size, want), 0);
-        assert_memory_equal(d, want, 32);
-        read_back_free(rb);
+        finish_expecting(rb, data, size);
         free(data);
         close(fd);
 }
@@ -78,7 +81,7 @@ static void test_rewritten_before_final(void **state) {
  * refuses it) is read at the finish instead, with the same result. */
 static void test_deferred_to_the_end(void **state) {
         const size_t size = 9 * MiB;
-        uint8_t *zeros = calloc(1, size), d[32], want[32];
+        uint8_t *zeros = calloc(1, size);
         int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
         ReadBack *rb = NULL;
 
@@ -86,10 +89,7 @@ static void test_deferred_to_the_end(void **state) {
         assert_int_equal(read_back_new(fd, 0, size, &rb), 0);
         read_back_final_upto(rb, size);
         usleep(20000);
-        assert_int_equal(read_back_finish(rb, d), 0);
-        assert_int_equal(sha256_buffer(zeros, size, want), 0);
-        assert_memory_equal(d, want, 32);
-        read_back_free(rb);
+        finish_expecting(rb, zeros, size);
         free(zeros);
         close(fd);
 }
@@ -111,7 +111,6 @@ static void test_short_region(void **state) {
 /* Freed without a finish (apply stopped early): the thread stops; an empty region is a valid one. */
 static void test_stop_and_empty(void **state) {
         int fd = temp_file();
-        uint8_t d[32], want[32];
         ReadBack *rb = NULL;
 
         assert_int_equal(ftruncate(fd, 64 * MiB), 0);
@@ -120,10 +119,7 @@ static void test_stop_and_empty(void **state) {
         read_back_free(rb);
 
         assert_int_equal(read_back_new(fd, 0, 0, &rb), 0);
-        assert_int_equal(read_back_finish(rb, d), 0);
-        assert_int_equal(sha256_buffer("", 0, want), 0);
-        assert_memory_equal(d, want, 32);
-        read_back_free(rb);
+        finish_expecting(rb, "", 0);
         close(fd);
 }
 
