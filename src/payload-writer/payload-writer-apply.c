@@ -344,10 +344,11 @@ typedef struct DecodeJob {
         int r;
 } DecodeJob;
 
-/* The operations in flight and the memory they use. All of it is allocated and touched before the
- * first operation is read: every slot holds the largest blob and the largest decoded output of the
- * operations to come, and each decoding thread keeps its decoder state. Peak memory is then set by the
- * manifest's largest operation and the thread count, whatever the payload's length. */
+/* The operations in flight and the memory they use. The slots are allocated and touched before the
+ * first operation is read, each holding the largest blob and the largest decoded output of the
+ * operations to come; each decoding thread makes its decoder state with its first operation and keeps
+ * it. Peak memory is then set by the manifest's largest operation and the thread count, whatever the
+ * payload's length. */
 typedef struct DecodeRing {
         DecodeJob *jobs;
         size_t n;
