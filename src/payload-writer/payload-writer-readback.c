@@ -26,7 +26,7 @@ struct ReadBack {
         uint64_t final;   /* bytes from the start that are final */
         uint64_t hashed;  /* bytes from the start that are hashed (only the thread moves it) */
         bool finishing;   /* the caller wrote and flushed everything: read to the end */
-        bool stop, done, started;
+        bool stop, started;
         bool deferred;    /* ranges cannot be written back one by one: wait for the finish */
         int error;
         pthread_t thread;
@@ -35,25 +35,16 @@ struct ReadBack {
 /* Reads [from, from + n) of the region from the device and hashes it. */
 static int read_stretch(ReadBack *rb, uint64_t from, uint64_t n, bool flushed) {
         off_t pos = (off_t) (rb->offset + from);
+        int r;
 
         if (!flushed && sync_file_range(rb->fd, pos, (off_t) n,
                                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                                                 SYNC_FILE_RANGE_WAIT_AFTER) < 0)
                 return -errno;
         (void) posix_fadvise(rb->fd, pos, (off_t) n, POSIX_FADV_DONTNEED);
-        for (uint64_t done = 0; done < n;) {
-                size_t want = (size_t) MIN((uint64_t) READ_BUF, n - done);
-                ssize_t k = pread(rb->fd, rb->buf, want, pos + (off_t) done);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        return -EIO;
-                if (sha256_update(rb->hash, rb->buf, (size_t) k) < 0)
-                        return -EIO;
-                done += (uint64_t) k;
-        }
+        r = sha256_update_fd(rb->hash, rb->fd, (uint64_t) pos, n, rb->buf, READ_BUF);
+        if (r < 0)
+                return r;
         /* The check should not leave the whole slot in the page cache either. */
         (void) posix_fadvise(rb->fd, pos, (off_t) n, POSIX_FADV_DONTNEED);
         return 0;
@@ -111,8 +102,6 @@ static void *read_back_main(void *userdata) {
                 }
                 rb->hashed = end;
         }
-        rb->done = true;
-        pthread_cond_broadcast(&rb->changed);
         pthread_mutex_unlock(&rb->lock);
         return NULL;
 }

@@ -66,21 +66,12 @@ int sha256_buffer(const void *data, size_t size, uint8_t ret[SHA256_DIGEST_SIZE]
         return EVP_Digest(data, size, ret, &len, EVP_sha256(), NULL) == 1 ? 0 : -EIO;
 }
 
-int sha256_fd(int fd, uint64_t offset, uint64_t size, uint8_t ret[SHA256_DIGEST_SIZE]) {
-        _cleanup_(sha256_freep) Sha256 *h = NULL;
-        _cleanup_free_ uint8_t *buf = NULL;
-        const size_t bufsize = 1024 * 1024;
+int sha256_update_fd(Sha256 *h, int fd, uint64_t offset, uint64_t size, void *buf, size_t buf_size) {
         uint64_t done = 0;
         int r;
 
-        r = sha256_new(&h);
-        if (r < 0)
-                return r;
-        buf = malloc(bufsize);
-        if (!buf)
-                return -ENOMEM;
         while (done < size) {
-                size_t want = (size_t) MIN((uint64_t) bufsize, size - done);
+                size_t want = (size_t) MIN((uint64_t) buf_size, size - done);
                 ssize_t k = pread(fd, buf, want, (off_t) (offset + done));
                 if (k < 0) {
                         if (errno == EINTR)
@@ -97,6 +88,24 @@ int sha256_fd(int fd, uint64_t offset, uint64_t size, uint8_t ret[SHA256_DIGEST_
                         return r;
                 done += (uint64_t) k;
         }
+        return 0;
+}
+
+int sha256_fd(int fd, uint64_t offset, uint64_t size, uint8_t ret[SHA256_DIGEST_SIZE]) {
+        _cleanup_(sha256_freep) Sha256 *h = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        const size_t bufsize = 1024 * 1024;
+        int r;
+
+        r = sha256_new(&h);
+        if (r < 0)
+                return r;
+        buf = malloc(bufsize);
+        if (!buf)
+                return -ENOMEM;
+        r = sha256_update_fd(h, fd, offset, size, buf, bufsize);
+        if (r < 0)
+                return r;
         return sha256_final(h, ret);
 }
 

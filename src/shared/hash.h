@@ -26,6 +26,9 @@ int sha256_copy(const Sha256 *h, Sha256 **ret);
 int sha256_buffer(const void *data, size_t size, uint8_t ret[SHA256_DIGEST_SIZE]);
 /* Hashes size bytes of fd from offset (or to EOF when size is UINT64_MAX); -EIO if it ends early. */
 int sha256_fd(int fd, uint64_t offset, uint64_t size, uint8_t ret[SHA256_DIGEST_SIZE]);
+/* Adds size bytes of fd from offset (or to EOF when size is UINT64_MAX) to h, reading through the
+ * caller's buf; -EIO if fd ends early. */
+int sha256_update_fd(Sha256 *h, int fd, uint64_t offset, uint64_t size, void *buf, size_t buf_size);
 
 void hex_encode(const uint8_t *data, size_t size, char *ret /* 2*size+1 */);
 /* Decodes exactly 2*size hex characters (either case); -EINVAL otherwise. */

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "test-helpers.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "hash.h"
 
 static void test_known_answers(void **state) {
@@ -42,10 +45,41 @@ static void test_codecs(void **state) {
         assert_int_equal(base64_decode("YWJjYWJjYWJj", buf, sizeof buf), -ENOBUFS);
 }
 
+/* Hashing a file range: in pieces through a small buffer it equals the one-shot digest; a range past
+ * the end is -EIO; UINT64_MAX means "to the end". */
+static void test_fd(void **state) {
+        uint8_t data[10000], d[SHA256_DIGEST_SIZE], want[SHA256_DIGEST_SIZE], buf[333];
+        _cleanup_(sha256_freep) Sha256 *h = NULL;
+        int fd = memfd_create("hash", MFD_CLOEXEC);
+
+        assert_true(fd >= 0);
+        for (size_t i = 0; i < sizeof data; i++)
+                data[i] = (uint8_t) (i * 7);
+        assert_int_equal(pwrite(fd, data, sizeof data, 0), (ssize_t) sizeof data);
+
+        assert_int_equal(sha256_buffer(data + 100, 9000, want), 0);
+        assert_int_equal(sha256_fd(fd, 100, 9000, d), 0);
+        assert_memory_equal(d, want, sizeof d);
+        assert_int_equal(sha256_new(&h), 0);
+        assert_int_equal(sha256_update_fd(h, fd, 100, 4000, buf, sizeof buf), 0);
+        assert_int_equal(sha256_update_fd(h, fd, 4100, 5000, buf, sizeof buf), 0);
+        assert_int_equal(sha256_final(h, d), 0);
+        assert_memory_equal(d, want, sizeof d);
+
+        assert_int_equal(sha256_update_fd(h, fd, 9000, 2000, buf, sizeof buf), -EIO);
+        assert_int_equal(sha256_fd(fd, 9000, 2000, d), -EIO);
+        assert_int_equal(sha256_buffer(data + 9000, 1000, want), 0);
+        assert_int_equal(sha256_fd(fd, 9000, UINT64_MAX, d), 0);
+        assert_memory_equal(d, want, sizeof d);
+        assert_int_equal(sha256_fd(-1, 0, 10, d), -EBADF);
+        close(fd);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_known_answers),
                 cmocka_unit_test(test_codecs),
+                cmocka_unit_test(test_fd),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
