@@ -63,7 +63,7 @@ static int run_operation(const uint8_t *data, size_t size) {
                 (void) payload_op_write(op, bs, out.data, out.size, &t, "fuzz", &e);
         if (e.code != 0 && e.message[0] == '\0')
                 abort();
-        op_output_done(&out);
+        op_buffer_done(&out.buf);
         close(t.fd);
         chromeos_update_engine__install_operation__free_unpacked(op, NULL);
         return 0;

@@ -334,8 +334,8 @@ typedef struct DecodeJob {
         const InstallOperation *op;
         const PayloadTarget *t;
         uint32_t block_size;
-        uint8_t *buf;
-        size_t buf_size, len;
+        OpBuffer blob;
+        size_t len;
         OpOutput out;
         OpDecoder **decoders; /* one per worker thread, made on first use by that thread */
         HashState *hash; /* the whole-payload hash after this operation's data (for its checkpoint) */
@@ -369,14 +369,9 @@ static int decode_ring_new(DecodeRing *ring, unsigned threads, size_t max_len, s
         ring->n = n;
         for (size_t i = 0; i < n; i++) {
                 DecodeJob *j = &ring->jobs[i];
-                OpOutput blob = {};
                 j->decoders = ring->decoders;
-                if (op_output_reserve(&blob, max_len) < 0 || op_output_reserve(&j->out, max_out) < 0) {
-                        free(blob.buf);
+                if (op_buffer_reserve(&j->blob, max_len) < 0 || op_buffer_reserve(&j->out.buf, max_out) < 0)
                         return -ENOMEM;
-                }
-                j->buf = blob.buf;
-                j->buf_size = blob.buf_size;
         }
         return 0;
 }
@@ -384,8 +379,8 @@ static int decode_ring_new(DecodeRing *ring, unsigned threads, size_t max_len, s
 /* Call only once the workers are joined. */
 static void decode_ring_done(DecodeRing *ring) {
         for (size_t i = 0; ring->jobs && i < ring->n; i++) {
-                free(ring->jobs[i].buf);
-                op_output_done(&ring->jobs[i].out);
+                op_buffer_done(&ring->jobs[i].blob);
+                op_buffer_done(&ring->jobs[i].out.buf);
                 hash_state_free(ring->jobs[i].hash);
         }
         ring->jobs = mfree(ring->jobs);
@@ -402,7 +397,7 @@ static void decode_job(WorkItem *item, unsigned worker) {
         j->out.size = 0;
         j->r = 0;
         if (j->len > 0) {
-                if (sha256_buffer(j->buf, j->len, d) < 0) {
+                if (sha256_buffer(j->blob.data, j->len, d) < 0) {
                         j->r = payload_error_set(&j->error, PAYLOAD_ERROR, EIO, "%s: hashing failed", j->what);
                         return;
                 }
@@ -415,7 +410,7 @@ static void decode_job(WorkItem *item, unsigned worker) {
         /* Without its own decoder memory (out of memory) a thread still decodes, with plain allocations. */
         if (!j->decoders[worker])
                 (void) op_decoder_new(&j->decoders[worker]);
-        j->r = payload_op_decode(j->op, j->block_size, j->buf, j->len, j->decoders[worker], &j->out, j->what,
+        j->r = payload_op_decode(j->op, j->block_size, j->blob.data, j->len, j->decoders[worker], &j->out, j->what,
                                  &j->error);
 }
 
@@ -457,14 +452,10 @@ static int pipeline_fill(Pipeline *p, uint64_t i, DecodeJob *j) {
                 snprintf(j->what, sizeof j->what, "operation %" PRIu64 " (%s procedure)", i,
                          payload_procedure_type_to_string(type));
         }
-        if (len > j->buf_size) {
-                free(j->buf);
-                j->buf = malloc(len);
-                j->buf_size = j->buf ? len : 0;
-                if (!j->buf)
-                        return payload_error_set(&p->read_error, PAYLOAD_ERROR, ENOMEM, "%s: out of memory", j->what);
-        }
-        int r = reader_read(p->rd, j->buf, len, j->what, &p->read_error);
+        /* The ring was sized for the largest operation: this only checks that. */
+        if (op_buffer_reserve(&j->blob, len) < 0)
+                return payload_error_set(&p->read_error, PAYLOAD_ERROR, ENOMEM, "%s: out of memory", j->what);
+        int r = reader_read(p->rd, j->blob.data, len, j->what, &p->read_error);
         if (r < 0)
                 return r;
         j->op = op;

@@ -112,26 +112,24 @@ static void xz_free(void *opaque, void *p) {
         op_decoder_release(opaque, p);
 }
 
-int op_output_reserve(OpOutput *out, size_t n) {
-        uint8_t *b;
+int op_buffer_reserve(OpBuffer *b, size_t n) {
+        uint8_t *p;
 
-        if (out->buf_size >= n)
+        if (b->size >= n)
                 return 0;
-        b = malloc(n);
-        if (!b)
+        p = malloc(n);
+        if (!p)
                 return -ENOMEM;
-        touch_pages(b, n);
-        free(out->buf);
-        out->buf = b;
-        out->buf_size = n;
+        touch_pages(p, n);
+        free(b->data);
+        b->data = p;
+        b->size = n;
         return 0;
 }
 
-void op_output_done(OpOutput *out) {
-        out->buf = mfree(out->buf);
-        out->buf_size = 0;
-        out->data = NULL;
-        out->size = 0;
+void op_buffer_done(OpBuffer *b) {
+        b->data = mfree(b->data);
+        b->size = 0;
 }
 
 static int decode_bz2(OpDecoder *d, const uint8_t *data, size_t size, uint8_t *out, size_t cap, size_t *ret_size,
@@ -272,16 +270,16 @@ int payload_op_decode(const InstallOperation *op, uint32_t block_size, const uin
         cap = MIN(cap, (uint64_t) PAYLOAD_OP_DATA_MAX);
         if (cap == 0)
                 return payload_fail(e, PAYLOAD_OPERATION_EXECUTION_ERROR, "%s: compressed data but no extents", what);
-        if (op_output_reserve(out, (size_t) cap) < 0)
+        if (op_buffer_reserve(&out->buf, (size_t) cap) < 0)
                 return payload_error_set(e, PAYLOAD_OPERATION_EXECUTION_ERROR, ENOMEM,
                                          "%s: cannot allocate %" PRIu64 " bytes", what, cap);
         if (op->type == OP_REPLACE_BZ)
-                r = decode_bz2(d, data, size, out->buf, (size_t) cap, &n, what, e);
+                r = decode_bz2(d, data, size, out->buf.data, (size_t) cap, &n, what, e);
         else
-                r = decode_xz(d, data, size, out->buf, (size_t) cap, &n, what, e);
+                r = decode_xz(d, data, size, out->buf.data, (size_t) cap, &n, what, e);
         if (r < 0)
                 return r;
-        out->data = out->buf;
+        out->data = out->buf.data;
         out->size = n;
         return 0;
 }

@@ -22,20 +22,25 @@ int op_decoder_new(OpDecoder **ret);
 OpDecoder *op_decoder_free(OpDecoder *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(OpDecoder *, op_decoder_free);
 
+/* A buffer kept across operations: grown when an operation needs more, never shrunk. */
+typedef struct OpBuffer {
+        uint8_t *data;
+        size_t size;
+} OpBuffer;
+
+/* Makes b hold at least n bytes, with every page faulted in now: memory is claimed before the first
+ * operation rather than in the middle of an update. The contents are unspecified. */
+int op_buffer_reserve(OpBuffer *b, size_t n);
+void op_buffer_done(OpBuffer *b);
+
 /* Where an operation's bytes come out. buf belongs to the caller and is kept across operations (decode
- * grows it when an operation needs more); data and size are the result: buf, or the input itself for
- * REPLACE. */
+ * grows it when an operation needs more); data and size are the result: buf's bytes, or the input
+ * itself for REPLACE. */
 typedef struct OpOutput {
-        uint8_t *buf;
-        size_t buf_size;
+        OpBuffer buf;
         const uint8_t *data;
         size_t size;
 } OpOutput;
-
-/* Makes buf hold at least n bytes, with every page faulted in now: memory is claimed before the
- * first operation rather than in the middle of an update. The contents are unspecified. */
-int op_output_reserve(OpOutput *out, size_t n);
-void op_output_done(OpOutput *out);
 
 /* The largest output a decoded operation may have (its extents, at most PAYLOAD_OP_DATA_MAX); 0 for
  * operations that are not decoded. */

@@ -56,7 +56,7 @@ static void test_replace_extents_holes_padding(void **state) {
                 data[i] = (uint8_t) (i % 251);
         assert_int_equal(payload_op_decode(op, 512, data, sizeof data, NULL, &out, "op", &e), 0);
         assert_ptr_equal(out.data, data); /* REPLACE: written as is, no copy */
-        assert_null(out.buf);
+        assert_null(out.buf.data);
         assert_int_equal(out.size, sizeof data);
         assert_int_equal(payload_op_write(op, 512, out.data, out.size, &t, "op", &e), 0);
         assert_int_equal(pread(fd, back, sizeof back, 0), (ssize_t) sizeof back);
@@ -114,14 +114,14 @@ static void check_compressed(OpDecoder *d) {
         assert_int_equal(BZ2_bzBuffToBuffCompress((char *) comp, &clen, (char *) plain, sizeof plain, 9, 0, 0), BZ_OK);
         assert_int_equal(payload_op_decode(bz, 4096, comp, clen, d, &out, "bz", &e), 0);
         assert_int_equal(out.size, sizeof plain);
-        assert_ptr_equal(out.data, out.buf);
+        assert_ptr_equal(out.data, out.buf.data);
         assert_memory_equal(out.data, plain, out.size);
         /* the output buffer is kept and reused, and a decoder's memory serves stream after stream */
-        uint8_t *kept = out.buf;
+        uint8_t *kept = out.buf.data;
         for (int k = 0; k < 3; k++) {
-                memset(out.buf, 0, out.buf_size);
+                memset(out.buf.data, 0, out.buf.size);
                 assert_int_equal(payload_op_decode(bz, 4096, comp, clen, d, &out, "bz", &e), 0);
-                assert_ptr_equal(out.buf, kept);
+                assert_ptr_equal(out.buf.data, kept);
                 assert_memory_equal(out.data, plain, sizeof plain);
         }
 
@@ -135,7 +135,7 @@ static void check_compressed(OpDecoder *d) {
         assert_int_equal(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC32, NULL, plain, sizeof plain, comp, &xlen, sizeof comp),
                          LZMA_OK);
         for (int k = 0; k < 2; k++) {
-                memset(out.buf, 0, out.buf_size);
+                memset(out.buf.data, 0, out.buf.size);
                 assert_int_equal(payload_op_decode(xz, 4096, comp, xlen, d, &out, "xz", &e), 0);
                 assert_int_equal(out.size, sizeof plain);
                 assert_memory_equal(out.data, plain, out.size);
@@ -146,8 +146,8 @@ static void check_compressed(OpDecoder *d) {
         xz->dst_extents[0]->num_blocks = 3;
         assert_int_equal(payload_op_decode(xz, 4096, comp, xlen, d, &out, "xz", &e), -EBADMSG);
         assert_non_null(strstr(e.message, "expands beyond"));
-        op_output_done(&out);
-        assert_null(out.buf);
+        op_buffer_done(&out.buf);
+        assert_null(out.buf.data);
         free_op(bz);
         free_op(xz);
 }
@@ -163,28 +163,28 @@ static void test_compressed_kept_decoder(void **state) {
         check_compressed(d);
 }
 
-static void test_output_reserve(void **state) {
+static void test_buffer_reserve(void **state) {
         const size_t n = 1024 * 1024 + 100; /* large enough for a fresh mapping of untouched pages */
-        OpOutput out = {};
+        OpBuffer b = {};
 
-        assert_int_equal(op_output_reserve(&out, n), 0);
-        assert_int_equal(out.buf_size, n);
+        assert_int_equal(op_buffer_reserve(&b, n), 0);
+        assert_int_equal(b.size, n);
         /* every page is resident now, not on first use */
-        uintptr_t first = (uintptr_t) out.buf & ~(uintptr_t) 4095;
-        size_t pages = ((uintptr_t) out.buf + n - first + 4095) / 4096;
+        uintptr_t first = (uintptr_t) b.data & ~(uintptr_t) 4095;
+        size_t pages = ((uintptr_t) b.data + n - first + 4095) / 4096;
         unsigned char *vec = malloc(pages);
         assert_int_equal(mincore((void *) first, pages * 4096, vec), 0);
         for (size_t i = 0; i < pages; i++)
                 assert_true(vec[i] & 1);
         free(vec);
-        uint8_t *b = out.buf;
-        assert_int_equal(op_output_reserve(&out, 100), 0); /* never shrinks */
-        assert_ptr_equal(out.buf, b);
-        assert_int_equal(op_output_reserve(&out, 2 * n), 0);
-        assert_int_equal(out.buf_size, 2 * n);
-        op_output_done(&out);
-        assert_null(out.buf);
-        assert_int_equal(out.buf_size, 0);
+        uint8_t *kept = b.data;
+        assert_int_equal(op_buffer_reserve(&b, 100), 0); /* never shrinks */
+        assert_ptr_equal(b.data, kept);
+        assert_int_equal(op_buffer_reserve(&b, 2 * n), 0);
+        assert_int_equal(b.size, 2 * n);
+        op_buffer_done(&b);
+        assert_null(b.data);
+        assert_int_equal(b.size, 0);
 }
 
 static void test_delta_ops_refused(void **state) {
@@ -214,7 +214,7 @@ int main(void) {
                 cmocka_unit_test(test_bounds),
                 cmocka_unit_test(test_compressed),
                 cmocka_unit_test(test_compressed_kept_decoder),
-                cmocka_unit_test(test_output_reserve),
+                cmocka_unit_test(test_buffer_reserve),
                 cmocka_unit_test(test_delta_ops_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
